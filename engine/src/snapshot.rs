@@ -91,8 +91,12 @@ impl Snapshot {
             Some(u) => Bound::Excluded(u),
             None => Bound::Unbounded,
         };
-        self.snap
-            .range::<&[u8], _>(ks, (Bound::Included(from), upper))
+        let lower = if from.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Included(from)
+        };
+        self.snap.range::<&[u8], _>(ks, (lower, upper))
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
