@@ -1,0 +1,400 @@
+//! Scores and reports: the printed table, `results.json` (Gradescope's schema) and
+//! `junit.xml`.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::build::BuildFailure;
+use super::run::{Outcome, Status};
+use crate::stages::{Selection, Stage};
+
+/// One test's result.
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    /// Full libtest name (`stage_1::raw_get_1`).
+    pub name: String,
+    /// The stage it belongs to.
+    pub stage: Stage,
+    /// How it ran.
+    pub outcome: Outcome,
+}
+
+/// One stage's score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageScore {
+    /// The stage.
+    pub stage: Stage,
+    /// Tests that passed.
+    pub passed: usize,
+    /// Tests the stage has in this tree.
+    pub total: usize,
+    /// Points earned: the stage's points shared equally among its tests.
+    pub points: f64,
+}
+
+impl StageScore {
+    /// Points available: the stage's points if it has tests, else none (the suite is not
+    /// written yet, so it cannot be graded).
+    pub fn max_points(&self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            f64::from(self.stage.points)
+        }
+    }
+}
+
+/// The whole grading result.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Per-stage scores in course order.
+    pub stages: Vec<StageScore>,
+    /// Every test's result.
+    pub results: Vec<TestResult>,
+    /// Wall time of the grading, build included.
+    pub elapsed: Duration,
+    /// Set when the tree did not compile (every stage then scores zero).
+    pub build_failure: Option<BuildFailure>,
+}
+
+impl Report {
+    /// Scores `results` for the selected stages.
+    pub fn new(selection: &Selection, results: Vec<TestResult>, elapsed: Duration) -> Self {
+        let stages = selection
+            .stages()
+            .iter()
+            .map(|&stage| {
+                let of_stage = results.iter().filter(|r| r.stage == stage);
+                let total = of_stage.clone().count();
+                let passed = of_stage.filter(|r| r.outcome.status.passed()).count();
+                let points = if total == 0 {
+                    0.0
+                } else {
+                    f64::from(stage.points) * passed as f64 / total as f64
+                };
+                StageScore {
+                    stage,
+                    passed,
+                    total,
+                    points,
+                }
+            })
+            .collect();
+        Report {
+            stages,
+            results,
+            elapsed,
+            build_failure: None,
+        }
+    }
+
+    /// The report of a tree that does not compile: every selected stage scores zero.
+    pub fn build_failed(selection: &Selection, failure: BuildFailure, elapsed: Duration) -> Self {
+        let mut report = Report::new(selection, Vec::new(), elapsed);
+        report.build_failure = Some(failure);
+        report
+    }
+
+    /// Points earned over every graded stage.
+    pub fn score(&self) -> f64 {
+        self.stages.iter().map(|s| s.points).sum()
+    }
+
+    /// Points available over every stage that has tests.
+    pub fn max_score(&self) -> f64 {
+        self.stages.iter().map(StageScore::max_points).sum()
+    }
+
+    /// Whether every test of every graded stage passed (and the tree built).
+    pub fn full_marks(&self) -> bool {
+        self.build_failure.is_none() && self.stages.iter().all(|s| s.passed == s.total)
+    }
+
+    fn points_of(&self, r: &TestResult) -> (f64, f64) {
+        let total = self
+            .results
+            .iter()
+            .filter(|x| x.stage == r.stage)
+            .count()
+            .max(1);
+        let each = f64::from(r.stage.points) / total as f64;
+        (if r.outcome.status.passed() { each } else { 0.0 }, each)
+    }
+
+    /// Prints failures (with the tail of their output) and the score table.
+    pub fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
+        if let Some(f) = &self.build_failure {
+            writeln!(
+                out,
+                "\nThe tree does not build, so no test could run:\n{}",
+                f.output
+            )?;
+        }
+        let failed: Vec<_> = self
+            .results
+            .iter()
+            .filter(|r| !r.outcome.status.passed())
+            .collect();
+        for r in &failed {
+            writeln!(out, "\n---- {} ({}) ----", r.name, r.outcome.status.label())?;
+            match &r.outcome.status {
+                Status::Crashed(why) | Status::NotRun(why) => writeln!(out, "{why}")?,
+                Status::TimedOut => writeln!(
+                    out,
+                    "killed after {:.1} s (the per-test limit)",
+                    r.outcome.duration.as_secs_f64()
+                )?,
+                _ => {}
+            }
+            let lines: Vec<&str> = r.outcome.output.lines().collect();
+            for line in &lines[lines.len().saturating_sub(25)..] {
+                writeln!(out, "    {line}")?;
+            }
+        }
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{:<6} {:<38} {:>9} {:>15}",
+            "stage", "", "tests", "points"
+        )?;
+        writeln!(out, "{}", "-".repeat(71))?;
+        for s in &self.stages {
+            let tests = if s.total == 0 {
+                "no suite".to_owned()
+            } else {
+                format!("{}/{}", s.passed, s.total)
+            };
+            let points = if s.total == 0 {
+                "-".to_owned()
+            } else {
+                format!("{:.1}/{:.1}", s.points, s.max_points())
+            };
+            writeln!(
+                out,
+                "{:<6} {:<38} {:>9} {:>15}",
+                s.stage.name, s.stage.title, tests, points
+            )?;
+        }
+        writeln!(out, "{}", "-".repeat(71))?;
+        let (passed, total): (usize, usize) = self
+            .stages
+            .iter()
+            .fold((0, 0), |(p, t), s| (p + s.passed, t + s.total));
+        writeln!(
+            out,
+            "{:<6} {:<38} {:>9} {:>15}",
+            "total",
+            format!("graded in {:.1} s", self.elapsed.as_secs_f64()),
+            format!("{passed}/{total}"),
+            format!("{:.1}/{:.1}", self.score(), self.max_score())
+        )?;
+        Ok(())
+    }
+
+    /// Gradescope's `results.json`.
+    pub fn gradescope_json(&self) -> serde_json::Value {
+        let tests: Vec<_> = self
+            .results
+            .iter()
+            .map(|r| {
+                let (score, max) = self.points_of(r);
+                json!({
+                    "name": r.name,
+                    "number": r.stage.name,
+                    "score": round2(score),
+                    "max_score": round2(max),
+                    "status": if r.outcome.status.passed() { "passed" } else { "failed" },
+                    "output": format!("{}\n{}", r.outcome.status.label(), r.outcome.output),
+                    "tags": [format!("stage {}", r.stage.name)],
+                })
+            })
+            .collect();
+        let output = match &self.build_failure {
+            Some(f) => format!("The tree does not build:\n{}", f.output),
+            None => format!(
+                "{} of {} tests passed",
+                self.results
+                    .iter()
+                    .filter(|r| r.outcome.status.passed())
+                    .count(),
+                self.results.len()
+            ),
+        };
+        json!({
+            "score": round2(self.score()),
+            "max_score": round2(self.max_score()),
+            "execution_time": self.elapsed.as_secs(),
+            "output": output,
+            "tests": tests,
+        })
+    }
+
+    /// A JUnit XML report: one `testsuite` a stage.
+    pub fn junit_xml(&self) -> String {
+        let mut xml = String::from(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"labs\">\n",
+        );
+        for s in &self.stages {
+            let results: Vec<_> = self.results.iter().filter(|r| r.stage == s.stage).collect();
+            let secs: f64 = results
+                .iter()
+                .map(|r| r.outcome.duration.as_secs_f64())
+                .sum();
+            xml.push_str(&format!(
+                "  <testsuite name=\"stage {}\" tests=\"{}\" failures=\"{}\" time=\"{secs:.3}\">\n",
+                escape(s.stage.name),
+                s.total,
+                s.total - s.passed
+            ));
+            for r in results {
+                let (module, test) = r.name.rsplit_once("::").unwrap_or(("suite", &r.name));
+                xml.push_str(&format!(
+                    "    <testcase classname=\"labs.{}\" name=\"{}\" time=\"{:.3}\"",
+                    escape(module),
+                    escape(test),
+                    r.outcome.duration.as_secs_f64()
+                ));
+                if r.outcome.status.passed() {
+                    xml.push_str("/>\n");
+                } else {
+                    xml.push_str(&format!(
+                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                        r.outcome.status.label(),
+                        escape(&r.outcome.output)
+                    ));
+                }
+            }
+            if let (Some(f), 0) = (&self.build_failure, s.total) {
+                xml.push_str(&format!(
+                    "    <testcase classname=\"labs.build\" name=\"build\">\n      <failure message=\"build failed\">{}</failure>\n    </testcase>\n",
+                    escape(&f.output)
+                ));
+            }
+            xml.push_str("  </testsuite>\n");
+        }
+        xml.push_str("</testsuites>\n");
+        xml
+    }
+
+    /// Writes `results.json` and `junit.xml` into `dir`.
+    pub fn write_files(&self, dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let json =
+            serde_json::to_string_pretty(&self.gradescope_json()).map_err(std::io::Error::other)?;
+        std::fs::write(dir.join("results.json"), json)?;
+        std::fs::write(dir.join("junit.xml"), self.junit_xml())
+    }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Escapes text for XML attributes and content; drops characters XML cannot carry.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, stage: &str, status: Status) -> TestResult {
+        TestResult {
+            name: name.to_owned(),
+            stage: Stage::by_name(stage).unwrap(),
+            outcome: Outcome {
+                status,
+                duration: Duration::from_millis(5),
+                output: "out <&>\x07".into(),
+            },
+        }
+    }
+
+    fn sample() -> Report {
+        let sel: Selection = "1,2aa,2b".parse().unwrap();
+        Report::new(
+            &sel,
+            vec![
+                result("stage_1::a_1", "1", Status::Passed),
+                result("stage_1::b_1", "1", Status::Failed),
+                result("raft_2aa::c_2aa", "2aa", Status::Passed),
+                result("raft_2aa::d_2aa", "2aa", Status::TimedOut),
+                result("raft_2aa::e_2aa", "2aa", Status::Passed),
+                result("raft_2aa::f_2aa", "2aa", Status::Passed),
+            ],
+            Duration::from_secs(3),
+        )
+    }
+
+    #[test]
+    fn points_are_shared_within_a_stage() {
+        let r = sample();
+        assert_eq!(
+            r.stages[0],
+            StageScore {
+                stage: Stage::by_name("1").unwrap(),
+                passed: 1,
+                total: 2,
+                points: 5.0
+            }
+        );
+        assert_eq!(r.stages[1].points, 7.5);
+        assert_eq!(r.stages[2].total, 0, "2b has no suite in this tree");
+        assert_eq!(r.score(), 12.5);
+        assert_eq!(
+            r.max_score(),
+            20.0,
+            "a stage without a suite adds no points"
+        );
+        assert!(!r.full_marks());
+    }
+
+    #[test]
+    fn gradescope_json_has_the_schema_fields() {
+        let j = sample().gradescope_json();
+        assert_eq!(j["score"], 12.5);
+        assert_eq!(j["tests"].as_array().unwrap().len(), 6);
+        assert_eq!(j["tests"][0]["status"], "passed");
+        assert_eq!(j["tests"][0]["max_score"], 5.0);
+        assert_eq!(j["tests"][3]["score"], 0.0);
+        assert_eq!(j["tests"][3]["max_score"], 2.5);
+    }
+
+    #[test]
+    fn junit_is_escaped_and_counts_failures() {
+        let x = sample().junit_xml();
+        assert!(x.contains("<testsuite name=\"stage 1\" tests=\"2\" failures=\"1\""));
+        assert!(x.contains("<testsuite name=\"stage 2aa\" tests=\"4\" failures=\"1\""));
+        assert!(x.contains("out &lt;&amp;&gt;"));
+        assert!(!x.contains('\x07'));
+        assert!(x.contains("classname=\"labs.raft_2aa\" name=\"d_2aa\""));
+    }
+
+    #[test]
+    fn the_table_lists_every_stage_and_the_failures() {
+        let mut out = Vec::new();
+        sample().print(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("---- stage_1::b_1 (FAIL) ----"));
+        assert!(text.contains("---- raft_2aa::d_2aa (TIMEOUT) ----"));
+        assert!(text.contains("no suite"));
+        assert!(text.contains("12.5/20.0"));
+    }
+}

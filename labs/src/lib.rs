@@ -1,0 +1,11 @@
+//! The `labs` command of tinykv-rs: grading a tree against the course's suites.
+//!
+//! The suites themselves are the `suite` test target of this crate (one module a stage, each
+//! behind the cargo feature of its stage). This library holds what the command does with them:
+//! [`stages`] names the stages and their points, and [`grade`] builds the suite, runs every
+//! test in its own child process under a time limit, and reports a score table plus
+//! Gradescope and JUnit files.
+#![deny(missing_docs)]
+
+pub mod grade;
+pub mod stages;
