@@ -156,18 +156,14 @@ fn run_all(
 fn progress(done: usize, total: usize, tty: bool) {
     const WIDTH: usize = 40;
     if tty {
-        let filled = if total == 0 {
-            WIDTH
-        } else {
-            done * WIDTH / total
-        };
+        let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
         eprint!(
             "\r\x1b[K[{}{}] {done}/{total}",
             "#".repeat(filled),
             "-".repeat(WIDTH - filled)
         );
         let _ = std::io::stderr().flush();
-    } else if done == total || done % 25 == 0 {
+    } else if done == total || done.is_multiple_of(25) {
         eprintln!("  {done}/{total} tests done");
     }
 }
