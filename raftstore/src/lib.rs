@@ -9,3 +9,44 @@
 //! The store never reads the clock and never spawns threads: it reacts to messages and ticks
 //! from a runtime (the deterministic simulator in `harness`, or a threaded runtime) and talks to
 //! other stores and to the scheduler only through `Transport` and `SchedulerClient` traits.
+//!
+//! What exists so far:
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`error`] | [`Error`] and its mapping onto the `errorpb` errors clients see |
+//! | [`meta`] | typed reads and writes of the persisted per-region states; the initial log index/term 5 |
+//! | [`util`] | region, epoch, key-range and peer facts (`check_key_in_region`, `is_epoch_stale`, `check_region_epoch`, ...) |
+//! | [`bootstrap`] | writing a store's identity and the cluster's first region |
+//! | [`peer_storage`] | [`PeerStorage`]: a peer's raft log and raft/apply state, the [`raft::Storage`] of its `RawNode` |
+//!
+//! A bootstrapped store's first region, read back through raft's storage interface:
+//!
+//! ```
+//! use engine::{Engines, EngineOptions};
+//! use raft::Storage;
+//! use raftstore::{bootstrap, PeerStorage};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let engines = Engines::open(dir.path(), &EngineOptions::for_tests())?;
+//! bootstrap::bootstrap_store(&engines, 1, 1)?;
+//! let region = bootstrap::prepare_bootstrap(&engines, 1, 1, 1)?;
+//!
+//! let ps = PeerStorage::new(engines, region, "[region 1] 1".into())?;
+//! // The log starts after the virtual entry (5, 5), not at 0.
+//! assert_eq!((ps.first_index(), ps.last_index(), ps.term(5)?), (6, 5, 5));
+//! let state = ps.initial_state()?;
+//! assert_eq!((state.hard_state.term, state.hard_state.commit), (5, 5));
+//! assert_eq!(state.conf_state.voters, vec![1]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
+pub mod bootstrap;
+pub mod error;
+pub mod meta;
+pub mod peer_storage;
+pub mod util;
+
+pub use crate::error::{Error, Result};
+pub use crate::peer_storage::PeerStorage;
