@@ -19,6 +19,8 @@
 //! | [`util`] | region, epoch, key-range and peer facts (`check_key_in_region`, `is_epoch_stale`, `check_region_epoch`, ...) |
 //! | [`bootstrap`] | writing a store's identity and the cluster's first region |
 //! | [`peer_storage`] | [`PeerStorage`]: a peer's raft log and raft/apply state, the [`raft::Storage`] of its `RawNode` |
+//! | [`transport`] | [`Transport`]: how raft messages reach other stores |
+//! | [`scheduler_client`] | [`SchedulerClient`]: heartbeats, id allocation and split ids from the scheduler |
 //!
 //! A bootstrapped store's first region, read back through raft's storage interface:
 //!
@@ -46,7 +48,11 @@ pub mod bootstrap;
 pub mod error;
 pub mod meta;
 pub mod peer_storage;
+pub mod scheduler_client;
+pub mod transport;
 pub mod util;
 
 pub use crate::error::{Error, Result};
 pub use crate::peer_storage::PeerStorage;
+pub use crate::scheduler_client::SchedulerClient;
+pub use crate::transport::Transport;
