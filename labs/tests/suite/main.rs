@@ -3,3 +3,26 @@
 
 #[cfg(feature = "1")]
 mod stage_1;
+
+#[cfg(feature = "2aa")]
+mod raft_2aa;
+#[cfg(feature = "2ab")]
+mod raft_2ab;
+#[cfg(feature = "2ac")]
+mod raft_2ac;
+#[cfg(feature = "2c")]
+mod raft_2c;
+#[cfg(feature = "3a")]
+mod raft_3a;
+#[cfg(any(
+    feature = "2aa",
+    feature = "2ab",
+    feature = "2ac",
+    feature = "2c",
+    feature = "3a"
+))]
+mod raft_common;
+#[cfg(any(feature = "2ab", feature = "3a"))]
+mod raft_fuzz;
+#[cfg(any(feature = "2ab", feature = "2c", feature = "3a"))]
+mod raft_safety;

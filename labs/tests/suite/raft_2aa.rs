@@ -1,0 +1,494 @@
+//! Stage 2AA: leader election (24 tests, `raft_test.go` / `raft_paper_test.go` of the original).
+
+use rstest::rstest;
+
+use crate::raft_common::*;
+
+/// Node 1 campaigns in networks with black holes; it wins only with a majority of live voters.
+#[rstest]
+#[case::three_live("NNN", Leader)]
+#[case::two_live_one_hole("NNH", Leader)]
+#[case::one_live_two_holes("NHH", Candidate)]
+#[case::two_of_four("NHHN", Candidate)]
+#[case::three_of_five("NHHNN", Leader)]
+fn leader_election_2aa(#[case] pattern: &str, #[case] want: StateRole) {
+    let mut net = Network::new(slots(pattern));
+    net.send(vec![hup(1)]);
+    let r = net.peer(1);
+    assert_eq!(r.state, want, "network {pattern}: state of node 1");
+    assert_eq!(r.term, 1, "network {pattern}: term of node 1");
+}
+
+/// Each node in turn campaigns and wins, so elections work when logs are no longer empty.
+#[test]
+fn leader_cycle_2aa() {
+    let mut net = Network::new(slots("NNN"));
+    for campaigner in 1..=3 {
+        net.send(vec![hup(campaigner)]);
+        for id in 1..=3 {
+            let want = if id == campaigner { Leader } else { Follower };
+            assert_eq!(
+                net.peer(id).state,
+                want,
+                "after node {campaigner} campaigned: state of node {id}"
+            );
+        }
+    }
+}
+
+/// A vote request of a higher term is granted from every state, with exactly one response.
+#[rstest]
+#[case::follower(Follower)]
+#[case::candidate(Candidate)]
+#[case::leader(Leader)]
+fn vote_from_any_state_2aa(#[case] state: StateRole) {
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new());
+    r.term = 1;
+    match state {
+        Follower => r.become_follower(r.term, 3),
+        Candidate => r.become_candidate(),
+        Leader => {
+            r.become_candidate();
+            r.become_leader();
+        }
+    }
+    r.read_messages();
+    let new_term = r.term + 1;
+    let mut m = new_message(2, 1, MsgRequestVote, new_term);
+    m.log_term = new_term;
+    m.index = 42;
+    assert_eq!(r.step(m), Ok(()), "{state:?}: stepping the vote request");
+    let msgs = r.read_messages();
+    assert_eq!(msgs.len(), 1, "{state:?}: exactly one reply, got {msgs:?}");
+    assert_eq!(
+        msgs[0].msg_type, MsgRequestVoteResponse,
+        "{state:?}: reply type"
+    );
+    assert!(!msgs[0].reject, "{state:?}: the vote must be granted");
+    assert_eq!(r.state, Follower, "{state:?}: state after the vote");
+    assert_eq!(r.term, new_term, "{state:?}: term after the vote");
+    assert_eq!(r.vote, 2, "{state:?}: recorded vote");
+}
+
+/// A single-node group elects itself at once.
+#[test]
+fn single_node_candidate_2aa() {
+    let mut net = Network::new(slots("N"));
+    net.send(vec![hup(1)]);
+    assert_eq!(net.peer(1).state, Leader);
+    assert_eq!(net.peer(1).term, 1);
+}
+
+/// An isolated candidate reverts to follower when the current leader's message (of a higher
+/// term than its own) reaches it.
+fn candidate_reset_term(msg_type: MessageType) {
+    let mut net = Network::new(slots("NNN"));
+    net.send(vec![hup(1)]);
+    assert_eq!(net.peer(1).state, Leader);
+    assert_eq!(net.peer(2).state, Follower);
+    assert_eq!(net.peer(3).state, Follower);
+
+    // Raise the term of the majority while 3 is cut off.
+    net.isolate(3);
+    net.send(vec![hup(2)]);
+    net.send(vec![hup(1)]);
+    assert_eq!(net.peer(1).state, Leader);
+    assert_eq!(net.peer(2).state, Follower);
+    assert_eq!(net.peer(1).term, 3);
+
+    tick_until_candidate(net.peer_mut(3), 40);
+    net.recover();
+
+    let a_term = net.peer(1).term;
+    net.send(vec![new_message(1, 3, msg_type, a_term)]);
+    let c = net.peer(3);
+    assert_eq!(
+        c.state, Follower,
+        "{msg_type:?}: candidate 3 must step down"
+    );
+    assert_eq!(
+        c.term, a_term,
+        "{msg_type:?}: candidate 3 takes the leader's term"
+    );
+}
+
+/// See `candidate_reset_term`: the leader's message is a heartbeat.
+#[test]
+fn candidate_reset_term_msg_heartbeat_2aa() {
+    candidate_reset_term(MsgHeartbeat);
+}
+
+/// See `candidate_reset_term`: the leader's message is an append.
+#[test]
+fn candidate_reset_term_msg_append_2aa() {
+    candidate_reset_term(MsgAppend);
+}
+
+/// A follower that timed out disrupts the leader: the stale heartbeat it gets provokes
+/// higher-term traffic (its answer and its queued vote requests), and the leader steps down.
+/// The original checks node 1 only; this also checks the terms before and after.
+#[test]
+fn disruptive_follower_2aa() {
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let mut r = new_test_raft(id, vec![1, 2, 3], 10, 1, MemStorage::new());
+        r.become_follower(1, INVALID_ID);
+        nodes.push(Slot::from(r));
+    }
+    let mut net = Network::new(nodes);
+    net.send(vec![hup(1)]);
+    assert_eq!(net.peer(1).state, Leader);
+    assert_eq!(net.peer(2).state, Follower);
+    assert_eq!(net.peer(3).state, Follower);
+
+    tick_until_candidate(net.peer_mut(3), 40);
+    assert_eq!(net.peer(1).state, Leader);
+    assert_eq!(net.peer(2).state, Follower);
+    let terms: Vec<u64> = (1..=3).map(|id| net.peer(id).term).collect();
+    assert_eq!(
+        terms,
+        vec![2, 2, 3],
+        "terms of nodes 1..3 once 3 campaigned"
+    );
+
+    // The heartbeat of term 2 reaches candidate 3 late; 3's vote requests are still queued.
+    net.send(vec![new_message(1, 3, MsgHeartbeat, 2)]);
+    assert_eq!(net.peer(1).state, Follower, "the old leader must step down");
+    assert_eq!(net.peer(1).term, 3, "the old leader takes the higher term");
+    assert_eq!(net.peer(2).term, 3);
+    assert_eq!(net.peer(3).term, 3);
+}
+
+/// `MsgBeat` makes a leader heartbeat every peer; candidates and followers ignore it.
+#[rstest]
+#[case::leader(Leader, 2)]
+#[case::candidate(Candidate, 0)]
+#[case::follower(Follower, 0)]
+fn recv_msg_beat_2aa(#[case] state: StateRole, #[case] want_msgs: usize) {
+    let storage = storage_with(&[empty_entry(1, 0), empty_entry(2, 1)]);
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, storage);
+    r.term = 1;
+    r.state = state;
+    let _ = r.step(beat(1));
+    let msgs = r.read_messages();
+    assert_eq!(msgs.len(), want_msgs, "{state:?}: messages {msgs:?}");
+    for m in &msgs {
+        assert_eq!(m.msg_type, MsgHeartbeat, "{state:?}: {m:?}");
+    }
+}
+
+/// A leader ignores `MsgHup`: it stays leader at the same term.
+#[test]
+fn campaign_while_leader_2aa() {
+    let mut r = new_test_raft(1, vec![1], 5, 1, MemStorage::new());
+    assert_eq!(r.state, Follower);
+    r.step(hup(1)).expect("MsgHup");
+    assert_eq!(r.state, Leader);
+    let term = r.term;
+    r.step(hup(1)).expect("MsgHup");
+    assert_eq!(r.state, Leader);
+    assert_eq!(r.term, term);
+}
+
+/// Two followers campaign at once and split the vote; the next campaign wins.
+#[test]
+fn split_vote_2aa() {
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let mut r = new_test_raft(id, vec![1, 2, 3], 10, 1, MemStorage::new());
+        r.become_follower(1, INVALID_ID);
+        nodes.push(Slot::from(r));
+    }
+    let mut net = Network::new(nodes);
+    net.send(vec![hup(1)]);
+    assert_eq!(net.peer(1).state, Leader);
+    assert_eq!(net.peer(1).term, 2);
+
+    net.isolate(1);
+    net.send(vec![hup(2), hup(3)]);
+    assert_eq!(net.peer(2).term, 3);
+    assert_eq!(net.peer(3).term, 3);
+    assert_eq!(net.peer(2).state, Candidate);
+    assert_eq!(net.peer(3).state, Candidate);
+
+    net.send(vec![hup(2)]);
+    assert_eq!(net.peer(2).term, 4);
+    assert_eq!(net.peer(3).term, 4);
+    assert_eq!(net.peer(2).state, Leader);
+    assert_eq!(net.peer(3).state, Follower);
+}
+
+/// Any state steps down to follower on an append of a higher term.
+///
+/// The original's append has `from = 0`; here it comes from node 2 (a real peer), since id 0
+/// is "no node" and an implementation may refuse it.
+fn update_term_from_message(state: StateRole) {
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new());
+    match state {
+        Follower => r.become_follower(1, 2),
+        Candidate => r.become_candidate(),
+        Leader => {
+            r.become_candidate();
+            r.become_leader();
+        }
+    }
+    let _ = r.step(new_message(2, 1, MsgAppend, 2));
+    assert_eq!(r.term, 2, "{state:?}: term");
+    assert_eq!(r.state, Follower, "{state:?}: state");
+}
+
+/// See `update_term_from_message`.
+#[test]
+fn follower_update_term_from_message_2aa() {
+    update_term_from_message(Follower);
+}
+
+/// See `update_term_from_message`.
+#[test]
+fn candidate_update_term_from_message_2aa() {
+    update_term_from_message(Candidate);
+}
+
+/// See `update_term_from_message`.
+#[test]
+fn leader_update_term_from_message_2aa() {
+    update_term_from_message(Leader);
+}
+
+/// A new node starts as a follower.
+#[test]
+fn start_as_follower_2aa() {
+    let r = new_test_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new());
+    assert_eq!(r.state, Follower);
+}
+
+/// A leader's tick sends heartbeats with only from, to, term and type set (commit 0: nothing
+/// is committed yet).
+#[test]
+fn leader_bcast_beat_2aa() {
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new());
+    r.become_candidate();
+    r.become_leader();
+    r.step(propose(1, 1, &[])).expect("proposal to the leader");
+    r.read_messages();
+    r.tick();
+    let msgs = sort_messages(r.read_messages());
+    assert_eq!(
+        msgs,
+        vec![
+            new_message(1, 2, MsgHeartbeat, 1),
+            new_message(1, 3, MsgHeartbeat, 1)
+        ]
+    );
+}
+
+/// Within 2·et − 1 ticks a follower or candidate starts exactly one new election: term + 1,
+/// votes for itself, asks every peer; the transition functions emit nothing themselves.
+fn start_election(state: StateRole) {
+    let et = 10;
+    let mut r = new_test_raft(1, vec![1, 2, 3], et, 1, MemStorage::new());
+    match state {
+        Follower => r.become_follower(1, 2),
+        _ => r.become_candidate(),
+    }
+    for _ in 1..2 * et {
+        r.tick();
+    }
+    assert_eq!(r.term, 2, "{state:?}: term");
+    assert_eq!(r.state, Candidate, "{state:?}: state");
+    assert_eq!(r.vote, 1, "{state:?}: vote for itself");
+    assert_eq!(r.votes.get(&1), Some(&true), "{state:?}: own vote recorded");
+    let msgs = sort_messages(r.read_messages());
+    assert_eq!(
+        msgs,
+        vec![
+            new_message(1, 2, MsgRequestVote, 2),
+            new_message(1, 3, MsgRequestVote, 2)
+        ],
+        "{state:?}: outbox"
+    );
+}
+
+/// See `start_election`.
+#[test]
+fn follower_start_election_2aa() {
+    start_election(Follower);
+}
+
+/// See `start_election`.
+#[test]
+fn candidate_start_new_election_2aa() {
+    start_election(Candidate);
+}
+
+/// One round of vote responses decides the election: a majority of grants wins; without a
+/// majority either way the node stays candidate.
+#[rstest]
+#[case::single(1, &[], Leader)]
+#[case::three_all(3, &[(2, true), (3, true)], Leader)]
+#[case::three_one(3, &[(2, true)], Leader)]
+#[case::five_all(5, &[(2, true), (3, true), (4, true), (5, true)], Leader)]
+#[case::five_three(5, &[(2, true), (3, true), (4, true)], Leader)]
+#[case::five_two(5, &[(2, true), (3, true)], Leader)]
+#[case::three_none(3, &[], Candidate)]
+#[case::five_one(5, &[(2, true)], Candidate)]
+#[case::five_two_rejects(5, &[(2, false), (3, false)], Candidate)]
+#[case::five_none(5, &[], Candidate)]
+fn leader_election_in_one_round_rpc_2aa(
+    #[case] size: u64,
+    #[case] votes: &[(u64, bool)],
+    #[case] want: StateRole,
+) {
+    let mut r = new_test_raft(1, ids(size), 10, 1, MemStorage::new());
+    r.step(hup(1)).expect("MsgHup");
+    for &(id, granted) in votes {
+        let mut m = new_message(id, 1, MsgRequestVoteResponse, r.term);
+        m.reject = !granted;
+        let _ = r.step(m);
+    }
+    assert_eq!(r.state, want, "size {size}, votes {votes:?}");
+    assert_eq!(r.term, 1, "size {size}, votes {votes:?}");
+}
+
+/// A follower grants one vote a term (again to the same candidate), and the response carries
+/// only from, to, term, type and reject.
+#[rstest]
+#[case(INVALID_ID, 1, false)]
+#[case(INVALID_ID, 2, false)]
+#[case(1, 1, false)]
+#[case(2, 2, false)]
+#[case(1, 2, true)]
+#[case(2, 1, true)]
+fn follower_vote_2aa(#[case] vote: u64, #[case] candidate: u64, #[case] reject: bool) {
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new());
+    r.term = 1;
+    r.vote = vote;
+    let _ = r.step(new_message(candidate, 1, MsgRequestVote, 1));
+    let mut want = new_message(1, candidate, MsgRequestVoteResponse, 1);
+    want.reject = reject;
+    assert_eq!(
+        r.read_messages(),
+        vec![want],
+        "vote {vote}, candidate {candidate}"
+    );
+}
+
+/// A candidate that hears an append from a leader of the same or a higher term concedes.
+#[rstest]
+#[case::same_term(1)]
+#[case::higher_term(2)]
+fn candidate_fallback_2aa(#[case] term: u64) {
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new());
+    r.step(hup(1)).expect("MsgHup");
+    assert_eq!(r.state, Candidate);
+    let _ = r.step(new_message(2, 1, MsgAppend, term));
+    assert_eq!(r.state, Follower, "append of term {term}");
+    assert_eq!(r.term, term, "append of term {term}");
+}
+
+/// Ticks until the node emits something and returns how many ticks that took.
+fn ticks_until_output(r: &mut TestRaft, limit: usize) -> usize {
+    for t in 1..=limit {
+        r.tick();
+        if !r.read_messages().is_empty() {
+            return t;
+        }
+    }
+    panic!("node {} sent nothing within {limit} ticks", r.id);
+}
+
+/// The election timeout is re-drawn in [et, 2·et) at every transition: over 500 rounds every
+/// value 11..=19 shows up.
+fn election_timeout_randomized(state: StateRole) {
+    let _seed = SeedReport::new(labs_seed());
+    let et = 10;
+    let mut r = new_test_raft(1, vec![1, 2, 3], et, 1, MemStorage::new());
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..50 * et {
+        match state {
+            Follower => {
+                let term = r.term + 1;
+                r.become_follower(term, 2);
+            }
+            _ => r.become_candidate(),
+        }
+        seen.insert(ticks_until_output(&mut r, 4 * et));
+    }
+    for d in et + 1..2 * et {
+        assert!(
+            seen.contains(&d),
+            "{state:?}: timeout {d} never observed in 500 rounds (seen {seen:?})"
+        );
+    }
+}
+
+/// See `election_timeout_randomized`.
+#[test]
+fn follower_election_timeout_randomized_2aa() {
+    election_timeout_randomized(Follower);
+}
+
+/// See `election_timeout_randomized`.
+#[test]
+fn candidate_election_timeout_randomized_2aa() {
+    election_timeout_randomized(Candidate);
+}
+
+/// Five independent nodes rarely time out on the same tick (≤ 30 % of 1000 rounds): they
+/// must not share one random sequence or a fixed timeout.
+fn election_timeout_nonconflict(state: StateRole) {
+    let _seed = SeedReport::new(labs_seed());
+    let et = 10;
+    let size = 5;
+    let mut rs: Vec<TestRaft> = ids(size)
+        .into_iter()
+        .map(|id| new_test_raft(id, ids(size), et, 1, MemStorage::new()))
+        .collect();
+    let mut conflicts = 0;
+    for _ in 0..1000 {
+        for r in rs.iter_mut() {
+            match state {
+                Follower => {
+                    let term = r.term + 1;
+                    r.become_follower(term, INVALID_ID);
+                }
+                _ => r.become_candidate(),
+            }
+        }
+        let mut timed_out = 0;
+        let mut sweeps = 0;
+        while timed_out == 0 {
+            sweeps += 1;
+            assert!(
+                sweeps <= 4 * et,
+                "{state:?}: no node timed out in {sweeps} ticks"
+            );
+            for r in rs.iter_mut() {
+                r.tick();
+                if !r.read_messages().is_empty() {
+                    timed_out += 1;
+                }
+            }
+        }
+        if timed_out > 1 {
+            conflicts += 1;
+        }
+    }
+    let rate = conflicts as f64 / 1000.0;
+    assert!(
+        rate <= 0.3,
+        "{state:?}: {conflicts} of 1000 rounds had simultaneous timeouts"
+    );
+}
+
+/// See `election_timeout_nonconflict`.
+#[test]
+fn followers_election_timeout_nonconflict_2aa() {
+    election_timeout_nonconflict(Follower);
+}
+
+/// See `election_timeout_nonconflict`.
+#[test]
+fn candidates_election_timeout_nonconflict_2aa() {
+    election_timeout_nonconflict(Candidate);
+}
