@@ -1,0 +1,717 @@
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+
+fn get(h: &mut History, c: ClientId, k: &str, v: &str, call: Time, ret: Time) -> OpId {
+    h.record(c, KvInput::get(k), call, KvOutput::value(v), ret)
+}
+
+fn put(h: &mut History, c: ClientId, k: &str, v: &str, call: Time, ret: Time) -> OpId {
+    h.record(c, KvInput::put(k, v), call, KvOutput::Done, ret)
+}
+
+fn append(h: &mut History, c: ClientId, k: &str, v: &str, call: Time, ret: Time) -> OpId {
+    h.record(c, KvInput::append(k, v), call, KvOutput::Done, ret)
+}
+
+fn violation(h: &History) -> Violation {
+    match check(h) {
+        CheckResult::Violation(v) => *v,
+        other => panic!("expected a violation, got: {other}"),
+    }
+}
+
+fn assert_ok(h: &History) {
+    let r = check(h);
+    assert!(r.is_ok(), "expected linearizable, got: {r}");
+}
+
+#[test]
+fn empty_history_is_linearizable() {
+    assert_ok(&History::new());
+}
+
+#[test]
+fn sequential_history_is_linearizable() {
+    let mut h = History::new();
+    get(&mut h, 1, "k", "", 0, 1);
+    put(&mut h, 1, "k", "a", 2, 3);
+    get(&mut h, 2, "k", "a", 4, 5);
+    append(&mut h, 1, "k", "b", 6, 7);
+    get(&mut h, 2, "k", "ab", 8, 9);
+    h.record(1, KvInput::delete("k"), 10, KvOutput::Done, 11);
+    get(&mut h, 2, "k", "", 12, 13);
+    append(&mut h, 2, "k", "c", 14, 15);
+    get(&mut h, 1, "k", "c", 16, 17);
+    get(&mut h, 1, "other", "", 18, 19);
+    assert_ok(&h);
+}
+
+#[test]
+fn stale_read_after_completed_write_is_a_violation() {
+    let mut h = History::new();
+    put(&mut h, 1, "k", "a", 0, 10);
+    put(&mut h, 2, "k", "b", 20, 30);
+    get(&mut h, 3, "k", "a", 40, 50);
+    let v = violation(&h);
+    assert_eq!(v.key, "\"k\"");
+    assert_eq!(v.ops.len(), 3);
+    assert!(v.explanation.contains("get -> \"a\""), "{}", v.explanation);
+}
+
+#[test]
+fn read_of_a_value_never_written_is_a_violation() {
+    let mut h = History::new();
+    put(&mut h, 1, "k", "a", 0, 10);
+    get(&mut h, 2, "k", "a", 20, 30);
+    get(&mut h, 2, "k", "zzz", 40, 50);
+    let v = violation(&h);
+    // The minimal story: the impossible read alone.
+    assert_eq!(v.ops.len(), 1);
+    assert_eq!(v.ops[0].description, "get -> \"zzz\"");
+}
+
+#[test]
+fn reads_disagreeing_on_the_order_of_concurrent_appends_are_a_violation() {
+    let mut h = History::new();
+    append(&mut h, 1, "k", "x", 0, 100);
+    append(&mut h, 2, "k", "y", 0, 100);
+    get(&mut h, 3, "k", "xy", 110, 120);
+    assert_ok(&h);
+    get(&mut h, 4, "k", "yx", 130, 140);
+    let v = violation(&h);
+    // Neither append can go: each read's value was built from both.
+    assert_eq!(v.ops.len(), 4, "{v}");
+}
+
+#[test]
+fn either_order_of_concurrent_appends_is_fine() {
+    for seen in ["xy", "yx"] {
+        let mut h = History::new();
+        append(&mut h, 1, "k", "x", 0, 100);
+        append(&mut h, 2, "k", "y", 10, 90);
+        get(&mut h, 3, "k", seen, 110, 120);
+        assert_ok(&h);
+    }
+}
+
+#[test]
+fn lost_acknowledged_append_is_a_violation() {
+    let mut h = History::new();
+    append(&mut h, 1, "k", "a", 0, 10);
+    append(&mut h, 1, "k", "b", 20, 30);
+    append(&mut h, 1, "k", "c", 40, 50);
+    get(&mut h, 2, "k", "ac", 60, 70);
+    let v = violation(&h);
+    assert_eq!(v.ops.len(), 4, "{v}");
+
+    let mut h = History::new();
+    append(&mut h, 1, "k", "a", 0, 10);
+    get(&mut h, 2, "k", "", 20, 30);
+    assert_eq!(violation(&h).ops.len(), 2);
+}
+
+#[test]
+fn timed_out_write_that_appears_later_is_linearizable() {
+    let mut h = History::new();
+    let p = h.invoke(1, KvInput::put("k", "x"), 0);
+    h.timeout(p);
+    get(&mut h, 2, "k", "", 10, 20);
+    get(&mut h, 2, "k", "x", 1_000, 1_010);
+    get(&mut h, 3, "k", "x", 2_000, 2_010);
+    assert_ok(&h);
+
+    // Same with an append that lands long after its client gave up.
+    let mut h = History::new();
+    append(&mut h, 1, "k", "a", 0, 10);
+    let p = h.invoke(1, KvInput::append("k", "b"), 20);
+    h.timeout(p);
+    append(&mut h, 2, "k", "c", 40, 50);
+    get(&mut h, 3, "k", "ac", 60, 70);
+    get(&mut h, 3, "k", "acb", 80, 90);
+    assert_ok(&h);
+}
+
+#[test]
+fn timed_out_write_that_appears_then_disappears_is_a_violation() {
+    let mut h = History::new();
+    let p = h.invoke(1, KvInput::put("k", "x"), 0);
+    h.timeout(p);
+    get(&mut h, 2, "k", "x", 10, 20);
+    get(&mut h, 3, "k", "", 30, 40);
+    let v = violation(&h);
+    assert_eq!(v.ops.len(), 3);
+    assert!(v.ops.iter().any(|o| o.ret.is_none()));
+    assert!(v.to_string().contains("outcome unknown"), "{v}");
+}
+
+#[test]
+fn never_resolved_operation_counts_as_unknown() {
+    let mut h = History::new();
+    h.invoke(1, KvInput::put("k", "x"), 0);
+    get(&mut h, 2, "k", "", 10, 20);
+    get(&mut h, 2, "k", "x", 30, 40);
+    assert_ok(&h);
+    get(&mut h, 2, "k", "", 50, 60);
+    assert!(check(&h).is_violation());
+}
+
+#[test]
+fn unknown_reads_constrain_nothing() {
+    let mut h = History::new();
+    put(&mut h, 1, "k", "a", 0, 10);
+    let g = h.invoke(2, KvInput::get("k"), 20);
+    h.timeout(g);
+    let s = h.invoke(2, KvInput::scan("", ""), 30);
+    h.timeout(s);
+    get(&mut h, 2, "k", "a", 40, 50);
+    assert_ok(&h);
+}
+
+#[test]
+fn operations_that_definitely_failed_are_left_out() {
+    let mut h = History::new();
+    let p = h.invoke(1, KvInput::put("k", "x"), 0);
+    h.fail(p);
+    get(&mut h, 2, "k", "", 10, 20);
+    assert_ok(&h);
+    get(&mut h, 2, "k", "x", 30, 40);
+    assert!(check(&h).is_violation());
+}
+
+#[test]
+fn overlapping_operations() {
+    // A read concurrent with a write may see either value, and later reads must agree.
+    let mut h = History::new();
+    put(&mut h, 1, "k", "a", 0, 100);
+    get(&mut h, 2, "k", "", 10, 20);
+    get(&mut h, 3, "k", "a", 30, 40);
+    get(&mut h, 4, "k", "a", 110, 120);
+    assert_ok(&h);
+
+    let mut h = History::new();
+    put(&mut h, 1, "k", "a", 0, 100);
+    get(&mut h, 2, "k", "a", 10, 20);
+    get(&mut h, 3, "k", "", 30, 40);
+    assert!(check(&h).is_violation());
+
+    // Two reads concurrent with each other and the write: either may go first.
+    let mut h = History::new();
+    put(&mut h, 1, "k", "a", 0, 100);
+    get(&mut h, 2, "k", "a", 10, 50);
+    get(&mut h, 3, "k", "", 10, 50);
+    assert_ok(&h);
+
+    // A return and a call at the same instant count as concurrent.
+    let mut h = History::new();
+    put(&mut h, 1, "k", "a", 0, 10);
+    get(&mut h, 2, "k", "", 10, 20);
+    assert_ok(&h);
+    let mut h = History::new();
+    put(&mut h, 1, "k", "a", 0, 10);
+    get(&mut h, 2, "k", "", 11, 20);
+    assert!(check(&h).is_violation());
+}
+
+#[test]
+fn violation_on_one_key_is_reported_with_that_key() {
+    let mut h = History::new();
+    put(&mut h, 1, "k1", "a", 0, 10);
+    put(&mut h, 2, "k2", "b", 5, 15);
+    get(&mut h, 1, "k1", "a", 20, 30);
+    // Fine for k2 alone? No: k2 was written before this read began.
+    let bad = get(&mut h, 3, "k2", "", 20, 30);
+    get(&mut h, 4, "k3", "", 20, 30);
+    let v = violation(&h);
+    assert_eq!(v.key, "\"k2\"");
+    assert!(v.other_keys.is_empty());
+    assert!(v.ops.iter().any(|o| o.id == bad));
+    assert!(v
+        .ops
+        .iter()
+        .all(|o| o.description.contains("\"b\"") || o.id == bad));
+
+    // Each key alone is linearizable although reads of different keys interleave.
+    let mut h = History::new();
+    put(&mut h, 1, "x", "1", 0, 100);
+    put(&mut h, 2, "y", "1", 0, 100);
+    get(&mut h, 3, "x", "1", 10, 20);
+    get(&mut h, 3, "y", "", 30, 40);
+    get(&mut h, 4, "y", "1", 10, 20);
+    get(&mut h, 4, "x", "", 30, 40);
+    // x: "1" seen at [10,20] then "" at [30,40]: a violation on x only... and on y too.
+    let v = violation(&h);
+    assert_eq!(v.key, "\"x\"");
+    assert_eq!(v.other_keys, vec!["\"y\"".to_string()]);
+}
+
+#[test]
+fn minimization_produces_a_smaller_failing_history() {
+    let mut h = History::new();
+    let mut t = 0;
+    for i in 0..100u64 {
+        put(&mut h, i % 5, "k", &format!("v{i}."), t, t + 5);
+        get(&mut h, (i + 1) % 5, "k", &format!("v{i}."), t + 6, t + 9);
+        append(&mut h, 7, "noise", "n", t, t + 9);
+        t += 10;
+    }
+    // Values end with a dot so that no value is a prefix of another (the minimizer keeps a
+    // put whose value starts a read's value, in case the read was built on it).
+    let stale = get(&mut h, 9, "k", "v50.", t, t + 5);
+    let v = violation(&h);
+    assert_eq!(v.key_history_len, 201);
+    assert!(v.ops.len() < v.key_history_len);
+    assert_eq!(v.ops.len(), 3, "{v}");
+    assert!(v.ops.iter().any(|o| o.id == stale));
+    assert_eq!(v.ops[0].description, "put \"v50.\"");
+    // The minimized history fails on its own.
+    let ids: Vec<OpId> = v.ops.iter().map(|o| o.id).collect();
+    assert!(check(&h.sub_history(&ids)).is_violation());
+    // Without minimization the whole key history is reported.
+    let opts = CheckOptions {
+        minimize: false,
+        ..CheckOptions::default()
+    };
+    let full = check_with(&KvModel, &h, &opts);
+    assert_eq!(full.violation().expect("violation").ops.len(), 201);
+}
+
+#[test]
+fn unobserved_timed_out_writes_do_not_blow_up_the_search() {
+    // Forty timed-out puts and appends that no read ever shows: each could have landed
+    // anywhere, or nowhere; none needs to be placed.
+    let mut h = History::new();
+    for c in 0..40u64 {
+        let input = if c % 2 == 0 {
+            KvInput::put("k", format!("lost{c}"))
+        } else {
+            KvInput::append("k", format!("lost{c}"))
+        };
+        let p = h.invoke(c, input, c);
+        h.timeout(p);
+    }
+    put(&mut h, 100, "k", "a", 0, 10);
+    get(&mut h, 101, "k", "a", 50, 60);
+    get(&mut h, 102, "k", "a", 70, 80);
+    let (r, stats) = check_with_stats(&KvModel, &h, &CheckOptions::default());
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(stats.ops, 3);
+    // One that shows up is kept, and then it must not disappear again.
+    get(&mut h, 103, "k", "alost1", 90, 95);
+    get(&mut h, 104, "k", "a", 96, 99);
+    assert!(check(&h).is_violation());
+}
+
+#[test]
+fn the_checker_is_generic_over_models() {
+    /// A counter: `Some(n)` adds n, `None` reads.
+    #[derive(Debug)]
+    struct Counter;
+    impl Model for Counter {
+        type Input = Option<u64>;
+        type Output = u64;
+        type Key = ();
+        type Op = (Option<u64>, Option<u64>);
+        type State = u64;
+        fn partition(
+            &self,
+            ops: &[&Operation<Option<u64>, u64>],
+        ) -> Vec<((), Vec<(OpId, Self::Op)>)> {
+            vec![(
+                (),
+                ops.iter()
+                    .map(|o| (o.id, (o.input, o.output().copied())))
+                    .collect(),
+            )]
+        }
+        fn init(&self) -> u64 {
+            0
+        }
+        fn step(&self, state: &u64, op: &Self::Op) -> Option<u64> {
+            match op {
+                (Some(n), _) => Some(state + n),
+                (None, Some(seen)) => (seen == state).then_some(*state),
+                (None, None) => Some(*state),
+            }
+        }
+        fn is_read_only(&self, op: &Self::Op) -> bool {
+            op.0.is_none()
+        }
+        fn describe_key(&self, _key: &()) -> String {
+            "counter".to_string()
+        }
+        fn describe_op(&self, op: &Self::Op) -> String {
+            format!("{op:?}")
+        }
+        fn describe_state(&self, state: &u64) -> String {
+            state.to_string()
+        }
+    }
+    let mut h: History<Option<u64>, u64> = History::new();
+    h.record(1, Some(2), 0, 0, 100);
+    h.record(2, Some(3), 0, 0, 100);
+    h.record(3, None, 10, 3, 20);
+    h.record(3, None, 30, 5, 40);
+    assert!(check_with(&Counter, &h, &CheckOptions::default()).is_ok());
+    h.record(4, None, 110, 3, 120);
+    let r = check_with(&Counter, &h, &CheckOptions::default());
+    assert_eq!(r.violation().expect("violation").key, "counter");
+}
+
+#[test]
+fn exceeding_the_budget_is_inconclusive_not_a_hang() {
+    // Twenty concurrent puts, then two reads that disagree on which put came last: the search
+    // has to try every subset of the other eighteen puts before giving up.
+    let mut h = History::new();
+    for c in 0..20 {
+        put(&mut h, c, "k", &format!("v{c}"), 0, 100);
+    }
+    get(&mut h, 98, "k", "v0", 200, 210);
+    get(&mut h, 99, "k", "v1", 220, 230);
+    let opts = CheckOptions {
+        max_steps_per_key: 10_000,
+        ..CheckOptions::default()
+    };
+    let (r, stats) = check_with_stats(&KvModel, &h, &opts);
+    match &r {
+        CheckResult::Inconclusive(i) => {
+            assert_eq!(i.keys, vec!["\"k\"".to_string()]);
+            assert_eq!(i.budget, 10_000);
+        }
+        other => panic!("expected inconclusive, got {other}"),
+    }
+    assert!(stats.steps <= 10_000);
+    assert!(r.to_string().contains("inconclusive"));
+}
+
+#[test]
+fn scans_are_checked_per_key() {
+    let mut h = History::new();
+    put(&mut h, 1, "1 00000000", "x 1 0 y", 0, 10);
+    put(&mut h, 1, "1 00000001", "x 1 1 y", 20, 30);
+    h.record(
+        2,
+        KvInput::scan("1 00000000", "1 00000002"),
+        40,
+        KvOutput::pairs([("1 00000000", "x 1 0 y"), ("1 00000001", "x 1 1 y")]),
+        50,
+    );
+    h.record(
+        2,
+        KvInput::scan("1 00000000", "1 00000001"),
+        40,
+        KvOutput::pairs([("1 00000000", "x 1 0 y")]),
+        50,
+    );
+    assert_ok(&h);
+    // A scan that misses an acknowledged put.
+    h.record(
+        3,
+        KvInput::scan("1 00000000", ""),
+        60,
+        KvOutput::pairs([("1 00000000", "x 1 0 y")]),
+        70,
+    );
+    let v = violation(&h);
+    assert_eq!(v.key, "\"1 00000001\"");
+    assert_eq!(v.ops.len(), 2);
+    assert_eq!(v.ops[1].description, "scan -> \"\"");
+}
+
+#[test]
+fn report_renders_a_readable_timeline() {
+    let mut h = History::new();
+    put(&mut h, 1, "k", "a", 0, 10);
+    let p = h.invoke(2, KvInput::append("k", "b"), 5);
+    h.timeout(p);
+    put(&mut h, 3, "k", "c", 20, 30);
+    get(&mut h, 4, "k", "a", 40, 50);
+    let text = check(&h).to_string();
+    for needle in [
+        "linearizability violation on key \"k\"",
+        "client",
+        "put \"a\"",
+        "put \"c\"",
+        "get -> \"a\"",
+        "|-|",
+        "longest linearizable prefix",
+        "must take effect before it returned at 50",
+        "impossible in state \"c\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn long_values_render_shortened() {
+    let long = "x".repeat(500);
+    let mut h = History::new();
+    get(&mut h, 1, "k", &long, 0, 10);
+    let text = check(&h).to_string();
+    assert!(text.contains("(500 bytes)"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated histories
+
+struct Shape {
+    ops: usize,
+    keys: usize,
+    clients: u64,
+    /// How far (in units of the gap between linearization points) an operation's interval
+    /// may stretch on each side of its linearization point.
+    width: u64,
+    /// Probability that a client never learns an operation's outcome.
+    p_unknown: f64,
+    appends_only: bool,
+}
+
+/// A linearizable history: a sequential execution (the operations take effect at multiples
+/// of 100) whose intervals are widened at random around their linearization points, each
+/// client having one operation in flight at a time. Written values
+/// all start with 'v', so no read of a value starting with 'z' can ever be right.
+fn generate(seed: u64, shape: &Shape) -> History {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut store: BTreeMap<String, String> = BTreeMap::new();
+    let mut h = History::new();
+    // Each client has one operation in flight at a time, as real clients do.
+    let mut busy_until: Vec<Time> = vec![0; shape.clients as usize];
+    let mut slot = 0u64;
+    let mut i = 0;
+    while i < shape.ops {
+        slot += 1;
+        let t = 100 * slot;
+        let free: Vec<usize> = (0..busy_until.len())
+            .filter(|&c| busy_until[c] < t)
+            .collect();
+        if free.is_empty() {
+            continue;
+        }
+        let client = free[rng.gen_range(0..free.len())];
+        let key = format!("k{}", rng.gen_range(0..shape.keys));
+        let call = (t - rng.gen_range(0..=shape.width * 100).min(t)).max(busy_until[client] + 1);
+        let ret = t + rng.gen_range(0..=shape.width * 100);
+        busy_until[client] = ret;
+        let client = client as ClientId;
+        i += 1;
+        let unknown = rng.gen_bool(shape.p_unknown);
+        // An unknown write took effect, or never did.
+        let applied = !unknown || rng.gen_bool(0.5);
+        let value = format!("v{i}.");
+        let kind = if shape.appends_only {
+            rng.gen_range(0..7)
+        } else {
+            rng.gen_range(0..10)
+        };
+        let (input, output) = match kind {
+            0..=3 => (
+                KvInput::get(&key),
+                KvOutput::value(store.get(&key).cloned().unwrap_or_default()),
+            ),
+            4..=6 => {
+                if applied {
+                    store.entry(key.clone()).or_default().push_str(&value);
+                }
+                (KvInput::append(&key, &value), KvOutput::Done)
+            }
+            7 | 8 => {
+                if applied {
+                    store.insert(key.clone(), value.clone());
+                }
+                (KvInput::put(&key, &value), KvOutput::Done)
+            }
+            _ => {
+                if applied {
+                    store.remove(&key);
+                }
+                (KvInput::delete(&key), KvOutput::Done)
+            }
+        };
+        let id = h.invoke(client, input, call);
+        if unknown {
+            h.timeout(id);
+        } else {
+            h.complete(id, output, ret);
+        }
+    }
+    h
+}
+
+/// Replaces the result of one completed read (chosen by `pick`) with a value no write ever
+/// produced. Returns whether there was a read to mutate.
+fn mutate_read(h: &mut History, pick: usize) -> bool {
+    let reads: Vec<usize> = (0..h.ops.len())
+        .filter(|&i| {
+            matches!(h.ops[i].input, KvInput::Get { .. })
+                && matches!(h.ops[i].outcome, Outcome::Completed { .. })
+        })
+        .collect();
+    if reads.is_empty() {
+        return false;
+    }
+    let i = reads[pick % reads.len()];
+    if let Outcome::Completed { output, .. } = &mut h.ops[i].outcome {
+        *output = KvOutput::value("zzz never written");
+    }
+    true
+}
+
+proptest! {
+    #![proptest_config(Config {
+        cases: 96,
+        rng_seed: RngSeed::Fixed(0x11ea_5eed),
+        failure_persistence: None,
+        ..Config::default()
+    })]
+
+    #[test]
+    fn generated_histories_pass_and_mutated_ones_fail(
+        seed in any::<u64>(),
+        ops in 1usize..80,
+        keys in 1usize..4,
+        clients in 1u64..=10,
+        width in 0u64..8,
+        appends_only in any::<bool>(),
+        pick in any::<usize>(),
+    ) {
+        let shape = Shape { ops, keys, clients, width, p_unknown: 0.1, appends_only };
+        let mut h = generate(seed, &shape);
+        let r = check(&h);
+        prop_assert!(r.is_ok(), "generated history rejected: {}", r);
+        if mutate_read(&mut h, pick) {
+            let r = check(&h);
+            prop_assert!(r.is_violation(), "mutated history not rejected: {}", r);
+        }
+    }
+}
+
+/// Appends, after everything returned, a put of "barrier" and then a read of an older value
+/// of the same key (one a completed read saw, or the empty value): a stale read that no
+/// linearization explains, since every other operation has a known outcome and must come
+/// before the barrier. The search itself has to refute it.
+fn add_stale_read_after_barrier(h: &mut History, pick: usize) {
+    let end = h
+        .ops
+        .iter()
+        .filter_map(|o| o.return_time())
+        .max()
+        .unwrap_or(0)
+        + 10;
+    let reads: Vec<(Vec<u8>, Vec<u8>)> = h
+        .ops
+        .iter()
+        .filter_map(|o| match (&o.input, o.output()) {
+            (KvInput::Get { key }, Some(KvOutput::Value(v))) => Some((key.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    let (key, old) = if reads.is_empty() {
+        (b"k0".to_vec(), Vec::new())
+    } else {
+        reads[pick % reads.len()].clone()
+    };
+    h.record(
+        900,
+        KvInput::put(&key, "barrier"),
+        end,
+        KvOutput::Done,
+        end + 5,
+    );
+    h.record(
+        901,
+        KvInput::get(&key),
+        end + 10,
+        KvOutput::Value(old),
+        end + 15,
+    );
+}
+
+proptest! {
+    #![proptest_config(Config {
+        cases: 64,
+        rng_seed: RngSeed::Fixed(0x57a1e),
+        failure_persistence: None,
+        ..Config::default()
+    })]
+
+    #[test]
+    fn stale_reads_are_found_by_the_search(
+        seed in any::<u64>(),
+        ops in 1usize..60,
+        keys in 1usize..3,
+        clients in 1u64..=8,
+        width in 0u64..6,
+        appends_only in any::<bool>(),
+        pick in any::<usize>(),
+    ) {
+        let shape = Shape { ops, keys, clients, width, p_unknown: 0.0, appends_only };
+        let mut h = generate(seed, &shape);
+        add_stale_read_after_barrier(&mut h, pick);
+        let r = check(&h);
+        prop_assert!(r.is_violation(), "stale read not rejected: {}", r);
+    }
+}
+
+#[test]
+fn large_append_history_on_one_key_checks_quickly() {
+    // 3000 operations from 20 clients on one key, about 20 in flight at any time.
+    let shape = Shape {
+        ops: 3000,
+        keys: 1,
+        clients: 20,
+        width: 10,
+        p_unknown: 0.02,
+        appends_only: true,
+    };
+    let mut h = generate(7, &shape);
+    let (r, stats) = check_with_stats(&KvModel, &h, &CheckOptions::default());
+    assert!(r.is_ok(), "{r}");
+    assert_eq!(stats.keys, 1);
+    // Deterministic work bound instead of a wall-clock one.
+    assert!(stats.steps < 200_000, "{stats:?}");
+    assert!(mutate_read(&mut h, 1234));
+    let (r, _) = check_with_stats(&KvModel, &h, &CheckOptions::default());
+    assert!(r.is_violation(), "{r}");
+}
+
+#[test]
+fn large_mixed_histories_check_quickly() {
+    // (seed, keys, clients, width): puts, appends and deletes.
+    for (seed, keys, clients, width) in [(11, 3, 20, 10), (12, 1, 5, 3), (13, 1, 10, 5)] {
+        let shape = Shape {
+            ops: 3000,
+            keys,
+            clients,
+            width,
+            p_unknown: 0.02,
+            appends_only: false,
+        };
+        let h = generate(seed, &shape);
+        let (r, stats) = check_with_stats(&KvModel, &h, &CheckOptions::default());
+        assert!(r.is_ok(), "{r}");
+        assert!(stats.steps < 200_000, "{stats:?}");
+    }
+}
+
+#[test]
+fn large_dense_single_key_history_is_linearizable() {
+    // The worst case we support: 3000 operations of all kinds on one key from 20 clients,
+    // each operation overlapping about twenty others.
+    let shape = Shape {
+        ops: 3000,
+        keys: 1,
+        clients: 20,
+        width: 10,
+        p_unknown: 0.02,
+        appends_only: false,
+    };
+    let h = generate(3, &shape);
+    let (r, stats) = check_with_stats(&KvModel, &h, &CheckOptions::default());
+    assert!(r.is_ok(), "{r}");
+    assert!(stats.steps < 1_500_000, "{stats:?}");
+}
