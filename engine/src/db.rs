@@ -8,9 +8,15 @@ use std::sync::Arc;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::error::{check_key, check_value};
+use crate::sim::SimJournal;
+use crate::write_batch::Op;
 use crate::{Cf, DbIterator, Error, Result, Snapshot, WriteBatch};
 
 /// How durable a write must be when [`Engine::write`] returns.
+///
+/// In [simulated-durability mode](EngineOptions::simulated_durability) neither level fsyncs;
+/// instead the engine remembers which [`Durability::Buffered`] batches no sync has covered
+/// yet, and [`Engine::simulate_crash`] drops exactly those.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// The batch is in the journal and fsynced: it survives a crash of the machine.
@@ -28,6 +34,20 @@ pub struct EngineOptions {
     pub cache_bytes: u64,
     /// Background flush/compaction threads (at least 1).
     pub worker_threads: usize,
+    /// Simulated durability, for the deterministic simulator (default `false`).
+    ///
+    /// The engine tracks every [`Durability::Buffered`] batch that no sync point (a
+    /// [`Durability::Sync`] write or [`Engine::sync`]) has covered yet, together with what
+    /// each batch overwrote, so that [`Engine::simulate_crash`] can roll the engine back to
+    /// its last synced state: a simulated crash loses exactly what a real crash may lose, and
+    /// a missing sync fails a test instead of hiding.
+    ///
+    /// Costs: every buffered write first reads the previous value of each key it touches,
+    /// and the undo records live in memory until the next sync point. In exchange, nothing is
+    /// ever fsynced (a sync point only flushes to the OS), so **the files on disk are not
+    /// crash-safe in this mode**: a real power loss may lose "synced" writes, and a directory
+    /// reopened after the handles were dropped holds every write, synced or not.
+    pub simulated_durability: bool,
 }
 
 impl Default for EngineOptions {
@@ -35,6 +55,7 @@ impl Default for EngineOptions {
         EngineOptions {
             cache_bytes: 64 << 20,
             worker_threads: 2,
+            simulated_durability: false,
         }
     }
 }
@@ -46,6 +67,17 @@ impl EngineOptions {
         EngineOptions {
             cache_bytes: 1 << 20,
             worker_threads: 1,
+            simulated_durability: false,
+        }
+    }
+
+    /// [`EngineOptions::for_tests`] with [`EngineOptions::simulated_durability`] on: what the
+    /// simulator's stores open their engines with, so that a simulated crash
+    /// ([`Engine::simulate_crash`]) loses the writes that were never synced.
+    pub fn for_simulation() -> Self {
+        EngineOptions {
+            simulated_durability: true,
+            ..EngineOptions::for_tests()
         }
     }
 }
@@ -91,6 +123,8 @@ pub(crate) struct Inner {
     pub(crate) cfs: [Option<Keyspace>; 4],
     path: PathBuf,
     closed: AtomicBool,
+    /// `Some` in simulated-durability mode: the undo records of the unsynced batches.
+    pub(crate) sim: Option<SimJournal>,
 }
 
 /// One fjall database with a fixed set of column families. Cheap to clone (a handle).
@@ -108,6 +142,7 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("path", &self.inner.path)
             .field("closed", &self.is_closed())
+            .field("simulated", &self.is_simulated())
             .finish()
     }
 }
@@ -131,6 +166,7 @@ impl Engine {
                 cfs: slots,
                 path,
                 closed: AtomicBool::new(false),
+                sim: opts.simulated_durability.then(SimJournal::default),
             }),
         })
     }
@@ -145,12 +181,26 @@ impl Engine {
         self.inner.closed.load(Ordering::Acquire)
     }
 
-    /// Flushes everything written so far to disk and refuses further use.
+    /// Whether the engine was opened with [`EngineOptions::simulated_durability`].
+    pub fn is_simulated(&self) -> bool {
+        self.inner.sim.is_some()
+    }
+
+    /// Flushes everything written so far to disk and refuses further use. In
+    /// simulated-durability mode this is a sync point too (nothing is left to lose), and,
+    /// like every sync point of that mode, it does not fsync.
     pub fn close(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.inner.db.persist(PersistMode::SyncAll)?;
+        match &self.inner.sim {
+            None => self.inner.db.persist(PersistMode::SyncAll)?,
+            Some(journal) => {
+                let mut unsynced = journal.lock();
+                self.inner.db.persist(PersistMode::Buffer)?;
+                unsynced.clear();
+            }
+        }
         Ok(())
     }
 
@@ -198,6 +248,9 @@ impl Engine {
     }
 
     /// Commits `wb` atomically: after a crash either all of it or none of it is visible.
+    ///
+    /// The batch is visible to reads as soon as this returns, whatever `durability` is. An
+    /// empty batch writes nothing, but with [`Durability::Sync`] it still syncs.
     pub fn write(&self, wb: WriteBatch, durability: Durability) -> Result<()> {
         self.check_open()?;
         if wb.is_empty() {
@@ -206,11 +259,23 @@ impl Engine {
             }
             return Ok(());
         }
-        let mut batch = self.inner.db.batch().durability(Some(match durability {
-            Durability::Sync => PersistMode::SyncData,
-            Durability::Buffered => PersistMode::Buffer,
-        }));
-        for op in wb.ops {
+        if let Some(journal) = &self.inner.sim {
+            return self.write_simulated(journal, wb, durability);
+        }
+        self.commit(
+            wb.ops,
+            match durability {
+                Durability::Sync => PersistMode::SyncData,
+                Durability::Buffered => PersistMode::Buffer,
+            },
+        )
+    }
+
+    /// Commits `ops` as one fjall batch persisted with `mode`.
+    #[inline]
+    pub(crate) fn commit(&self, ops: Vec<Op>, mode: PersistMode) -> Result<()> {
+        let mut batch = self.inner.db.batch().durability(Some(mode));
+        for op in ops {
             let ks = self.keyspace(op.cf)?;
             match op.value {
                 Some(v) => batch.insert(ks, op.key, v),
@@ -221,9 +286,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Makes every write so far durable.
+    /// Makes every write so far durable (a sync point: a journal is sequential, so syncing
+    /// now covers every earlier buffered write).
+    ///
+    /// In simulated-durability mode it flushes to the OS without fsync and forgets the undo
+    /// records: [`Engine::simulate_crash`] can no longer lose those writes.
     pub fn sync(&self) -> Result<()> {
         self.check_open()?;
+        if let Some(journal) = &self.inner.sim {
+            return self.sync_simulated(journal);
+        }
         self.inner.db.persist(PersistMode::SyncData)?;
         Ok(())
     }

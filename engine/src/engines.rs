@@ -4,6 +4,23 @@ use std::path::{Path, PathBuf};
 
 use crate::{Cf, Engine, EngineOptions, Result};
 
+/// What a simulated crash of a store lost: the unsynced batches each engine dropped (see
+/// [`Engines::simulate_crash`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CrashLoss {
+    /// Batches the kv engine lost.
+    pub kv: usize,
+    /// Batches the raft engine lost.
+    pub raft: usize,
+}
+
+impl CrashLoss {
+    /// Batches lost by both engines together.
+    pub fn total(&self) -> usize {
+        self.kv + self.raft
+    }
+}
+
 /// A store's two engines, as in the original course: `kv` holds user data (`default`, `lock`,
 /// `write`) and the apply and region state (in [`Cf::Raft`]); `raft` holds the raft log and
 /// the raft state. They live in `<path>/kv` and `<path>/raft`.
@@ -34,6 +51,21 @@ impl Engines {
     pub fn sync(&self) -> Result<()> {
         self.kv.sync()?;
         self.raft.sync()
+    }
+
+    /// Simulates a crash of the store's machine: each engine rolls back to its own last sync
+    /// point (they have separate journals, so each loses its own unsynced tail). Both engines
+    /// stay open for the restarted store. See [`Engine::simulate_crash`].
+    ///
+    /// Errors with [`crate::Error::NotSimulated`] unless the engines were opened with
+    /// [`EngineOptions::simulated_durability`]; nothing is rolled back then.
+    pub fn simulate_crash(&self) -> Result<CrashLoss> {
+        if !self.kv.is_simulated() || !self.raft.is_simulated() {
+            return Err(crate::Error::NotSimulated);
+        }
+        let kv = self.kv.simulate_crash()?;
+        let raft = self.raft.simulate_crash()?;
+        Ok(CrashLoss { kv, raft })
     }
 
     /// Closes both engines (flushing them); further use returns [`crate::Error::Closed`].

@@ -24,6 +24,10 @@ pub enum Error {
     /// The engine was closed; no further reads or writes are accepted.
     #[error("engine is closed")]
     Closed,
+    /// [`crate::Engine::simulate_crash`] on an engine that was not opened with
+    /// [`crate::EngineOptions::simulated_durability`]: a real engine cannot unwrite.
+    #[error("engine is not in simulated-durability mode, so it cannot simulate a crash")]
+    NotSimulated,
     /// A stored value failed to decode as the expected protobuf message.
     #[error("value under key {key:02x?} is not a valid {message}: {source}")]
     Decode {

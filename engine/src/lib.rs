@@ -13,6 +13,16 @@
 //! - [`keys`]: the byte layout of the course's local keys (raft log entries by region and
 //!   index, raft/apply/region state), built so that byte order is numeric order.
 //!
+//! **Simulated durability.** The simulator crashes a store by dropping its in-memory state
+//! and handing the same open engines to the restarted store, so the engines themselves must
+//! forget what a real crash would lose. Opened with [`EngineOptions::for_simulation`] (or
+//! [`EngineOptions::simulated_durability`] set), an engine remembers, for every
+//! [`Durability::Buffered`] batch no sync point has covered yet, what the batch overwrote;
+//! [`Engine::simulate_crash`] (or [`Engines::simulate_crash`]) rolls the engine back to its
+//! last [`Durability::Sync`] write or [`Engine::sync`], so a missing sync fails a test
+//! instead of hiding. The mode never fsyncs (it models durability instead), so its files on
+//! disk are not crash-safe; outside it the engine behaves and costs exactly as before.
+//!
 //! ```
 //! use engine::{Cf, Durability, Engine, EngineOptions, WriteBatch};
 //!
@@ -37,12 +47,13 @@ mod engines;
 mod error;
 mod iterator;
 pub mod keys;
+mod sim;
 mod snapshot;
 mod write_batch;
 
 pub use cf::Cf;
 pub use db::{Durability, Engine, EngineOptions, Value};
-pub use engines::Engines;
+pub use engines::{CrashLoss, Engines};
 pub use error::{Error, Result};
 pub use iterator::DbIterator;
 pub use snapshot::Snapshot;
