@@ -45,14 +45,23 @@
 #![deny(missing_docs)]
 
 pub mod bootstrap;
+pub mod config;
 pub mod error;
 pub mod meta;
+pub mod msg;
+pub mod peer;
+pub mod peer_msg_handler;
 pub mod peer_storage;
 pub mod scheduler_client;
+pub mod store;
 pub mod transport;
 pub mod util;
 
+pub use crate::config::Config;
 pub use crate::error::{Error, Result};
+pub use crate::msg::{Callback, CmdResponse, RegionSnapshot, StoreEvent};
+pub use crate::peer::Peer;
+pub use crate::store::{Effects, Store, StoreContext};
 pub use crate::peer_storage::PeerStorage;
 pub use crate::scheduler_client::SchedulerClient;
 pub use crate::transport::Transport;

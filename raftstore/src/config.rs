@@ -1,0 +1,114 @@
+//! The store's configuration.
+
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// How a store paces its raft groups and background work. Intervals are whole multiples of
+/// the base tick; [`Config::validate`] refuses one that would round down to zero ticks (in the
+/// original, a too-short interval silently disabled its task).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The runtime delivers one tick to the store this often.
+    pub raft_base_tick: Duration,
+    /// Ticks between a leader's heartbeats.
+    pub raft_heartbeat_ticks: usize,
+    /// Base election timeout in ticks (randomised by raft to `[t, 2t)`).
+    pub raft_election_timeout_ticks: usize,
+    /// How often a leader reports its region to the scheduler.
+    pub scheduler_heartbeat_interval: Duration,
+    /// How often the store reports its statistics to the scheduler.
+    pub scheduler_store_heartbeat_interval: Duration,
+    /// Seeds the election timeouts of this store's raft groups (a runtime sets it from its
+    /// own seeded RNG so a simulated run replays exactly).
+    pub seed: u64,
+}
+
+impl Default for Config {
+    /// The original's default configuration (1 s base tick).
+    fn default() -> Self {
+        Config {
+            raft_base_tick: Duration::from_secs(1),
+            raft_heartbeat_ticks: 2,
+            raft_election_timeout_ticks: 10,
+            scheduler_heartbeat_interval: Duration::from_secs(10),
+            scheduler_store_heartbeat_interval: Duration::from_secs(10),
+            seed: 0,
+        }
+    }
+}
+
+impl Config {
+    /// The original's test configuration: 50 ms base tick, heartbeat every 2 ticks, election
+    /// after 10 (to 19) ticks, region heartbeat every 100 ms, store heartbeat every 500 ms.
+    pub fn test() -> Self {
+        Config {
+            raft_base_tick: Duration::from_millis(50),
+            raft_heartbeat_ticks: 2,
+            raft_election_timeout_ticks: 10,
+            scheduler_heartbeat_interval: Duration::from_millis(100),
+            scheduler_store_heartbeat_interval: Duration::from_millis(500),
+            seed: 0,
+        }
+    }
+
+    /// Checks the tick arithmetic.
+    pub fn validate(&self) -> Result<()> {
+        if self.raft_base_tick.is_zero() {
+            return Err(Error::other("raft_base_tick must be positive"));
+        }
+        if self.raft_heartbeat_ticks == 0 {
+            return Err(Error::other("raft_heartbeat_ticks must be positive"));
+        }
+        if self.raft_election_timeout_ticks <= self.raft_heartbeat_ticks {
+            return Err(Error::other(
+                "raft_election_timeout_ticks must exceed raft_heartbeat_ticks",
+            ));
+        }
+        for (name, interval) in [
+            ("scheduler_heartbeat_interval", self.scheduler_heartbeat_interval),
+            (
+                "scheduler_store_heartbeat_interval",
+                self.scheduler_store_heartbeat_interval,
+            ),
+        ] {
+            if interval < self.raft_base_tick {
+                return Err(Error::other(format!(
+                    "{name} ({interval:?}) is shorter than the base tick ({:?}) and would never fire",
+                    self.raft_base_tick
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// How many base ticks make `interval` (at least one).
+    pub fn ticks(&self, interval: Duration) -> u64 {
+        let base = self.raft_base_tick.as_nanos().max(1);
+        u64::try_from(interval.as_nanos() / base).unwrap_or(u64::MAX).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_config_is_valid_and_ticks_divide() {
+        let c = Config::test();
+        c.validate().unwrap();
+        assert_eq!(c.ticks(c.scheduler_heartbeat_interval), 2);
+        assert_eq!(c.ticks(c.scheduler_store_heartbeat_interval), 10);
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn an_interval_below_the_base_tick_is_refused() {
+        let mut c = Config::test();
+        c.scheduler_heartbeat_interval = Duration::from_millis(10);
+        assert!(c.validate().unwrap_err().to_string().contains("never fire"));
+        let mut c = Config::test();
+        c.raft_election_timeout_ticks = 2;
+        assert!(c.validate().is_err());
+    }
+}

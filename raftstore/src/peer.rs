@@ -1,0 +1,192 @@
+//! One replica of one region on this store.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use engine::Engines;
+use proto::eraftpb::Message;
+use proto::metapb::{self, Region};
+use proto::raft_cmdpb::RaftCmdResponse;
+use proto::raft_serverpb::RaftMessage;
+use proto::schedulerpb::RegionHeartbeatRequest;
+use raft::{RawNode, StateRole};
+
+use crate::msg::{Callback, CmdResponse};
+use crate::{util, Config, Error, PeerStorage, Result, SchedulerClient, Transport};
+
+/// A command proposed to raft and waiting for its entry to be applied.
+pub struct Proposal {
+    /// The log index the command's entry got.
+    pub index: u64,
+    /// The term it was proposed in.
+    pub term: u64,
+    /// Answers the client.
+    pub cb: Callback,
+}
+
+impl std::fmt::Debug for Proposal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Proposal({}, {})", self.index, self.term)
+    }
+}
+
+/// A replica of a region: its raft group over its [`PeerStorage`], its pending proposals and
+/// what it knows of the other replicas.
+pub struct Peer {
+    /// This replica's identity (id and store).
+    pub meta: metapb::Peer,
+    /// The region this replica belongs to.
+    pub region_id: u64,
+    /// The raft state machine.
+    pub raft_group: RawNode<PeerStorage>,
+    /// Proposals waiting to be applied, in log order.
+    pub proposals: VecDeque<Proposal>,
+    /// Peer id → peer (with its store), to address raft messages.
+    pub peer_cache: BTreeMap<u64, metapb::Peer>,
+    /// Set once the peer is destroyed; a stopped peer handles nothing.
+    pub stopped: bool,
+    /// `[region N] peer-id`, for logs and errors.
+    pub tag: String,
+    /// Base ticks since the peer started, to pace periodic work.
+    pub(crate) ticks: u64,
+    /// Whether the last processed ready left this peer leader.
+    pub(crate) was_leader: bool,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peer")
+            .field("tag", &self.tag)
+            .field("term", &self.term())
+            .field("leader", &self.leader_id())
+            .field("proposals", &self.proposals.len())
+            .finish()
+    }
+}
+
+impl Peer {
+    /// Creates the replica of `region` that lives on `store_id`, over the store's engines.
+    pub fn new(store_id: u64, cfg: &Config, engines: Engines, region: Region) -> Result<Peer> {
+        let meta = util::find_peer(&region, store_id).cloned().ok_or_else(|| {
+            Error::other(format!(
+                "region {} has no peer on store {store_id}",
+                region.id
+            ))
+        })?;
+        let tag = format!("[region {}] {}", region.id, meta.id);
+        let peer_cache = region.get_peers().iter().map(|p| (p.id, p.clone())).collect();
+        let region_id = region.id;
+        let storage = PeerStorage::new(engines, region, tag.clone())?;
+        let raft_cfg = raft::Config {
+            id: meta.id,
+            peers: Vec::new(),
+            election_tick: cfg.raft_election_timeout_ticks,
+            heartbeat_tick: cfg.raft_heartbeat_ticks,
+            applied: storage.applied_index(),
+            seed: cfg.seed ^ region_id.rotate_left(32),
+        };
+        let raft_group = RawNode::new(&raft_cfg, storage)?;
+        Ok(Peer {
+            meta,
+            region_id,
+            raft_group,
+            proposals: VecDeque::new(),
+            peer_cache,
+            stopped: false,
+            tag,
+            ticks: 0,
+            was_leader: false,
+        })
+    }
+
+    /// The region as this replica knows it.
+    pub fn region(&self) -> &Region {
+        self.raft_group.raft.raft_log.storage.region()
+    }
+
+    /// The peer storage.
+    pub fn storage(&self) -> &PeerStorage {
+        &self.raft_group.raft.raft_log.storage
+    }
+
+    /// The peer storage, mutably.
+    pub fn storage_mut(&mut self) -> &mut PeerStorage {
+        &mut self.raft_group.raft.raft_log.storage
+    }
+
+    /// Whether this replica leads its region.
+    pub fn is_leader(&self) -> bool {
+        self.raft_group.raft.state == StateRole::Leader
+    }
+
+    /// The leader this replica knows of (0 if none).
+    pub fn leader_id(&self) -> u64 {
+        self.raft_group.raft.lead
+    }
+
+    /// The current raft term.
+    pub fn term(&self) -> u64 {
+        self.raft_group.raft.term
+    }
+
+    /// The index the next proposal will get.
+    pub fn next_proposal_index(&self) -> u64 {
+        self.raft_group.raft.raft_log.last_index() + 1
+    }
+
+    /// The leader as a peer with its store, if known.
+    pub fn leader(&self) -> Option<metapb::Peer> {
+        self.peer_cache.get(&self.leader_id()).cloned()
+    }
+
+    /// Wraps raft messages for their stores and hands them to the transport. A message to a
+    /// peer this replica cannot place is dropped (raft retries).
+    pub fn send(&mut self, transport: &mut dyn Transport, msgs: Vec<Message>) {
+        for msg in msgs {
+            let Some(to) = self.peer_cache.get(&msg.to).cloned() else {
+                tracing::debug!("{} drops a message to unknown peer {}", self.tag, msg.to);
+                continue;
+            };
+            let mut rm = RaftMessage::new();
+            rm.region_id = self.region_id;
+            rm.set_from_peer(self.meta.clone());
+            rm.set_to_peer(to);
+            rm.set_region_epoch(self.region().get_region_epoch().clone());
+            if util::is_initial_msg(&msg) {
+                rm.start_key = self.region().start_key.clone();
+                rm.end_key = self.region().end_key.clone();
+            }
+            rm.set_message(msg);
+            if let Err(e) = transport.send(rm) {
+                tracing::debug!("{} failed to send a message: {e}", self.tag);
+            }
+        }
+    }
+
+    /// Reports the region to the scheduler (leaders only).
+    pub fn heartbeat_scheduler(&self, scheduler: &mut dyn SchedulerClient) {
+        let mut req = RegionHeartbeatRequest::new();
+        req.set_region(self.region().clone());
+        req.set_leader(self.meta.clone());
+        if let Err(e) = scheduler.region_heartbeat(req) {
+            tracing::debug!("{} region heartbeat failed: {e}", self.tag);
+        }
+    }
+
+    /// Answers every pending proposal with `err` (the peer is going away).
+    pub fn fail_proposals(&mut self, err: &Error) {
+        for p in self.proposals.drain(..) {
+            (p.cb)(CmdResponse {
+                resp: error_response(err, 0),
+                snap: None,
+            });
+        }
+    }
+}
+
+/// A response carrying only an error.
+pub fn error_response(err: &Error, term: u64) -> RaftCmdResponse {
+    let mut resp = RaftCmdResponse::new();
+    resp.mut_header().set_error(err.into());
+    resp.mut_header().current_term = term;
+    resp
+}
