@@ -19,6 +19,9 @@ pub struct Config {
     pub scheduler_heartbeat_interval: Duration,
     /// How often the store reports its statistics to the scheduler.
     pub scheduler_store_heartbeat_interval: Duration,
+    /// How often the store syncs its kv engine. Applied data is written without a sync (the
+    /// raft log can replay it), so this bounds how much a crash makes a store re-apply.
+    pub kv_sync_interval: Duration,
     /// Seeds the election timeouts of this store's raft groups (a runtime sets it from its
     /// own seeded RNG so a simulated run replays exactly).
     pub seed: u64,
@@ -33,6 +36,7 @@ impl Default for Config {
             raft_election_timeout_ticks: 10,
             scheduler_heartbeat_interval: Duration::from_secs(10),
             scheduler_store_heartbeat_interval: Duration::from_secs(10),
+            kv_sync_interval: Duration::from_secs(1),
             seed: 0,
         }
     }
@@ -48,6 +52,7 @@ impl Config {
             raft_election_timeout_ticks: 10,
             scheduler_heartbeat_interval: Duration::from_millis(100),
             scheduler_store_heartbeat_interval: Duration::from_millis(500),
+            kv_sync_interval: Duration::from_secs(1),
             seed: 0,
         }
     }
@@ -66,11 +71,15 @@ impl Config {
             ));
         }
         for (name, interval) in [
-            ("scheduler_heartbeat_interval", self.scheduler_heartbeat_interval),
+            (
+                "scheduler_heartbeat_interval",
+                self.scheduler_heartbeat_interval,
+            ),
             (
                 "scheduler_store_heartbeat_interval",
                 self.scheduler_store_heartbeat_interval,
             ),
+            ("kv_sync_interval", self.kv_sync_interval),
         ] {
             if interval < self.raft_base_tick {
                 return Err(Error::other(format!(
@@ -85,7 +94,9 @@ impl Config {
     /// How many base ticks make `interval` (at least one).
     pub fn ticks(&self, interval: Duration) -> u64 {
         let base = self.raft_base_tick.as_nanos().max(1);
-        u64::try_from(interval.as_nanos() / base).unwrap_or(u64::MAX).max(1)
+        u64::try_from(interval.as_nanos() / base)
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 }
 

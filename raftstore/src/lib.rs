@@ -61,7 +61,7 @@ pub use crate::config::Config;
 pub use crate::error::{Error, Result};
 pub use crate::msg::{Callback, CmdResponse, RegionSnapshot, StoreEvent};
 pub use crate::peer::Peer;
-pub use crate::store::{Effects, Store, StoreContext};
 pub use crate::peer_storage::PeerStorage;
 pub use crate::scheduler_client::SchedulerClient;
+pub use crate::store::{Effects, Store, StoreContext};
 pub use crate::transport::Transport;

@@ -81,7 +81,9 @@ impl std::fmt::Debug for StoreEvent {
                 write!(f, "Command(region {})", req.get_header().region_id)
             }
             StoreEvent::Tick => f.write_str("Tick"),
-            StoreEvent::SchedulerResponse(r) => write!(f, "SchedulerResponse(region {})", r.region_id),
+            StoreEvent::SchedulerResponse(r) => {
+                write!(f, "SchedulerResponse(region {})", r.region_id)
+            }
         }
     }
 }

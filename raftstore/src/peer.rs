@@ -73,7 +73,11 @@ impl Peer {
             ))
         })?;
         let tag = format!("[region {}] {}", region.id, meta.id);
-        let peer_cache = region.get_peers().iter().map(|p| (p.id, p.clone())).collect();
+        let peer_cache = region
+            .get_peers()
+            .iter()
+            .map(|p| (p.id, p.clone()))
+            .collect();
         let region_id = region.id;
         let storage = PeerStorage::new(engines, region, tag.clone())?;
         let raft_cfg = raft::Config {

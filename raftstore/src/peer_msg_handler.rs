@@ -53,7 +53,10 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
         }
         self.peer.ticks += 1;
         self.peer.raft_group.tick();
-        let every = self.ctx.cfg.ticks(self.ctx.cfg.scheduler_heartbeat_interval);
+        let every = self
+            .ctx
+            .cfg
+            .ticks(self.ctx.cfg.scheduler_heartbeat_interval);
         if self.peer.is_leader() && self.peer.ticks.is_multiple_of(every) {
             self.peer.heartbeat_scheduler(self.ctx.scheduler);
         }
@@ -226,7 +229,9 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
         index: u64,
     ) -> Result<CmdResponse> {
         if req.has_admin_request() {
-            return Err(Error::other("admin commands are not supported by this store yet"));
+            return Err(Error::other(
+                "admin commands are not supported by this store yet",
+            ));
         }
         // A split may have moved keys away since the command was proposed.
         util::check_region_epoch(req, self.peer.region(), true)?;
@@ -251,7 +256,11 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
                     apply_state.applied_index = index - 1;
                     self.flush(wb, apply_state)?;
                     let g = r.get_get();
-                    let value = self.ctx.engines.kv.get_cf(Cf::from_client(&g.cf)?, &g.key)?;
+                    let value = self
+                        .ctx
+                        .engines
+                        .kv
+                        .get_cf(Cf::from_client(&g.cf)?, &g.key)?;
                     out.mut_get().value = value.map(Vec::from).unwrap_or_default();
                 }
                 CmdType::Snap => {

@@ -41,6 +41,8 @@ pub struct Store {
     cfg: Config,
     engines: Engines,
     peers: BTreeMap<u64, Peer>,
+    /// Base ticks since the store started.
+    ticks: u64,
 }
 
 impl std::fmt::Debug for Store {
@@ -101,6 +103,7 @@ impl Store {
             cfg,
             engines,
             peers,
+            ticks: 0,
         })
     }
 
@@ -135,6 +138,15 @@ impl Store {
         };
         match ev {
             StoreEvent::Tick => {
+                self.ticks += 1;
+                if self
+                    .ticks
+                    .is_multiple_of(self.cfg.ticks(self.cfg.kv_sync_interval))
+                {
+                    if let Err(e) = self.engines.kv.sync() {
+                        tracing::error!("store {}: syncing the kv engine failed: {e}", self.id);
+                    }
+                }
                 for peer in self.peers.values_mut() {
                     let mut h = PeerMsgHandler::new(peer, &mut ctx);
                     h.on_tick();
@@ -181,7 +193,10 @@ impl Store {
     }
 
     /// The persisted apply state of a region on this store (for tests and tools).
-    pub fn apply_state(&self, region_id: u64) -> Result<Option<proto::raft_serverpb::RaftApplyState>> {
+    pub fn apply_state(
+        &self,
+        region_id: u64,
+    ) -> Result<Option<proto::raft_serverpb::RaftApplyState>> {
         meta::apply_state(&self.engines.kv, region_id)
     }
 }
