@@ -18,6 +18,17 @@ fn parse_u64(var: &str, s: &str) -> u64 {
     parsed.unwrap_or_else(|_| panic!("{var}={s:?} is not a number"))
 }
 
+/// The seed of a run that uses one: `LABS_SEED` if set, else [`DEFAULT_SEED`].
+///
+/// # Panics
+/// If `LABS_SEED` is set but is not a number.
+pub fn labs_seed() -> u64 {
+    match std::env::var("LABS_SEED") {
+        Ok(s) => parse_u64("LABS_SEED", &s),
+        Err(_) => DEFAULT_SEED,
+    }
+}
+
 /// The seeds this run uses (see the module doc).
 pub fn seeds() -> Vec<u64> {
     if let Ok(s) = std::env::var("LABS_SEED") {

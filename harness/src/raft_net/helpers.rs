@@ -7,27 +7,7 @@ use raft::{Config, MemStorage, Raft, RaftLog, StateRole, Storage};
 /// A raft node over the in-memory storage, the kind every raft-level test builds.
 pub type TestRaft = Raft<MemStorage>;
 
-/// The seed used when `LABS_SEED` is not set.
-pub const DEFAULT_SEED: u64 = 0x7469_6e79_6b76; // "tinykv"
-
-/// The seed of this run: `LABS_SEED` from the environment (decimal or `0x` hex), else
-/// [`DEFAULT_SEED`].
-///
-/// # Panics
-/// If `LABS_SEED` is set but is not a number.
-pub fn labs_seed() -> u64 {
-    match std::env::var("LABS_SEED") {
-        Ok(s) => {
-            let s = s.trim();
-            let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-                Some(hex) => u64::from_str_radix(hex, 16),
-                None => s.parse(),
-            };
-            parsed.unwrap_or_else(|_| panic!("LABS_SEED={s:?} is not a u64"))
-        }
-        Err(_) => DEFAULT_SEED,
-    }
-}
+pub use crate::seeds::{labs_seed, DEFAULT_SEED};
 
 /// Prints the seed (and how to replay it) if it is dropped while its thread panics.
 ///
