@@ -469,7 +469,7 @@ impl<S: Storage> Raft<S> {
             MessageType::MsgAppend => {
                 self.election_elapsed = 0;
                 self.lead = m.from;
-                self.handle_append_entries(&m);
+                self.handle_append_entries_owned(m);
                 Ok(())
             }
             MessageType::MsgHeartbeat => {
@@ -661,7 +661,11 @@ impl<S: Storage> Raft<S> {
         let prev_index = next - 1;
         let committed = self.raft_log.committed;
         let term = self.term;
-        let ents = self.raft_log.slice_from(next);
+        // Borrowed from memory, or read back from storage for a follower far behind.
+        let ents = match self.raft_log.entries_from(next) {
+            Ok(ents) => ents,
+            Err(_) => return self.send_snapshot(to),
+        };
         let new_last = ents.last().map(|e| e.index);
         // Batching: when the last message queued for `to` is an append of this term that
         // this one continues, extend it instead of queueing another message.
@@ -671,16 +675,14 @@ impl<S: Storage> Raft<S> {
                 && m.entries.last().map_or(m.index, |e| e.index) == prev_index
         });
         if let Some(pending) = pending {
-            for e in ents {
-                pending.entries.push(e.clone());
-            }
+            pending.entries.extend(ents.iter().cloned());
             pending.commit = committed;
             if let (Some(last), Some(pr)) = (new_last, self.prs.get_mut(&to)) {
                 pr.optimistic_update(last);
             }
             return true;
         }
-        let ents = ents.to_vec();
+        let ents = ents.into_owned();
         if let (Some(last), Some(pr)) = (new_last, self.prs.get_mut(&to)) {
             pr.optimistic_update(last);
         }
@@ -778,6 +780,38 @@ impl<S: Storage> Raft<S> {
         match self
             .raft_log
             .maybe_append(m.index, m.log_term, m.commit, &m.entries)
+        {
+            Some(last) => resp.index = last,
+            None => {
+                let hint = self.raft_log.find_conflict_by_term(m.index, m.log_term);
+                resp.reject = true;
+                resp.index = m.index;
+                resp.reject_hint = hint;
+                resp.log_term = self.raft_log.term(hint).unwrap_or(0);
+            }
+        }
+        self.send(resp);
+        // lab:end 2ab
+    }
+
+    /// As [`Raft::handle_append_entries`], taking the message by value so that its entries
+    /// move into the log instead of being copied (what [`Raft::step`] uses).
+    pub fn handle_append_entries_owned(&mut self, m: Message) {
+        // lab:begin 2ab
+        // lab:stub self.handle_append_entries(&m)
+        if validate_append(&m).is_err() {
+            return;
+        }
+        let mut m = m;
+        let ents = std::mem::take(&mut m.entries).into_vec();
+        let mut resp = Message {
+            msg_type: MessageType::MsgAppendResponse,
+            to: m.from,
+            ..Default::default()
+        };
+        match self
+            .raft_log
+            .maybe_append_owned(m.index, m.log_term, m.commit, ents)
         {
             Some(last) => resp.index = last,
             None => {

@@ -1,20 +1,47 @@
 //! [`RaftLog`]: the node's view of the log, stable and unstable entries together, with the
 //! `committed`, `applied` and `stabled` cursors.
 //!
-//! Every entry not yet compacted is kept in memory (as in the Go course), so the leader
-//! never reads storage on the replication path. Layout:
+//! As in the Go course, `entries` holds the log not yet compacted. One refinement (as
+//! raft-rs's `unstable` + storage): once more than `2 *` [`MEM_KEEP`] (512) entries are both
+//! applied and persisted, [`RaftLog::maybe_compact`] releases all but the last `MEM_KEEP` of
+//! them from memory — the storage holds them — and [`RaftLog::term`],
+//! [`RaftLog::all_entries`] and [`RaftLog::entries_from`] read that released part back from
+//! storage. Unstable and not-yet-applied entries always stay in memory, so the leader never
+//! reads storage on the replication path unless a follower lags more than `MEM_KEEP` entries
+//! behind what the leader applied and persisted.
+//! Layout:
 //!
 //! ```text
-//!  snapshot/compacted  |        entries (in memory)                      |
-//!  ... first_index()-1 | first_index() ... applied ... committed ... stabled ... last_index()
-//!                        `--- handed out ---'`-- to apply --'          `-- unstable --'
+//!  snapshot/compacted  | released (storage) |       entries (in memory)                 |
+//!  ... first_index()-1 | first_index() ...  | mem_first_index() ... applied ... committed ... stabled ... last_index()
 //! ```
 //! (`stabled` may be anywhere from `first_index() - 1` to `last_index()`; the invariant is
-//! `first_index() - 1 <= applied <= committed <= last_index()`.)
+//! `first_index() - 1 <= applied <= committed <= last_index()`; the released range is empty
+//! unless `maybe_compact` released something, and never covers an unapplied or unstable
+//! entry.)
+
+use std::borrow::Cow;
 
 use crate::eraftpb::{Entry, Snapshot};
 use crate::errors::{Error, Result, StorageError};
 use crate::storage::Storage;
+
+/// How many applied and persisted entries [`RaftLog::maybe_compact`] keeps in memory when it
+/// releases older ones (it releases only once twice as many have piled up, so the cost of
+/// shifting `entries` is amortized). At least 1: the log relies on `entries` being non-empty
+/// whenever something is released.
+pub const MEM_KEEP: u64 = 256;
+
+#[cfg(test)]
+thread_local! {
+    // Unit tests and the simulation may lower the bound to exercise the released path.
+    static TEST_MEM_KEEP: std::cell::Cell<u64> = const { std::cell::Cell::new(MEM_KEEP) };
+}
+
+#[cfg(test)]
+pub(crate) fn set_test_mem_keep(keep: u64) {
+    TEST_MEM_KEEP.with(|k| k.set(keep.max(1)));
+}
 
 /// The raft log of one node.
 pub struct RaftLog<S: Storage> {
@@ -26,7 +53,12 @@ pub struct RaftLog<S: Storage> {
     pub applied: u64,
     /// The highest index persisted to storage; entries after it are unstable.
     pub stabled: u64,
-    /// All entries not yet compacted, stable and unstable, without a dummy entry.
+    /// The entries not yet compacted, stable and unstable, without a dummy entry — all of
+    /// them, except that [`RaftLog::maybe_compact`] may release from memory a prefix of
+    /// entries that are both applied and persisted (it keeps at least the last 256 such
+    /// entries, and never releases an unapplied or unstable one). So `entries[0].index` is
+    /// [`RaftLog::mem_first_index`], which is `first_index()` unless something was released;
+    /// the released entries are in storage ([`RaftLog::all_entries`] includes them).
     pub entries: Vec<Entry>,
     /// A snapshot received from the leader, waiting to be handed out in a `Ready`.
     pub pending_snapshot: Option<Snapshot>,
@@ -98,36 +130,72 @@ impl<S: Storage> RaftLog<S> {
     }
 
     /// Drops from memory the entries the storage has compacted (only entries already
-    /// applied are dropped).
+    /// applied are dropped). Also releases from memory old entries that are applied and
+    /// persisted (they stay readable from storage; see the module docs).
     pub fn maybe_compact(&mut self) {
         // lab:begin 2c
         // lab:stub // TODO(2c): drop the entries that storage has compacted.
         let Ok(storage_first) = self.storage.first_index() else {
             return;
         };
-        let compact_to = storage_first
-            .saturating_sub(1)
-            .min(self.applied)
-            .min(self.stabled);
-        if compact_to <= self.dummy_index {
-            return;
+        let done = self.applied.min(self.stabled);
+        let compact_to = storage_first.saturating_sub(1).min(done);
+        if compact_to > self.dummy_index {
+            if let Ok(term) = self.term(compact_to) {
+                // The entries at or below `compact_to` still in memory.
+                let n = (compact_to + 1).saturating_sub(self.mem_first_index()) as usize;
+                if n <= self.entries.len() {
+                    self.entries.drain(..n);
+                    self.dummy_index = compact_to;
+                    self.dummy_term = term;
+                }
+            }
         }
-        let Ok(term) = self.term(compact_to) else {
-            return;
-        };
-        let n = (compact_to - self.dummy_index) as usize;
-        if n > self.entries.len() {
-            return;
+        // Release applied and persisted entries beyond the last `keep` of them, in batches
+        // of at least `keep`. At least one entry stays in memory.
+        #[cfg(not(test))]
+        let keep = MEM_KEEP;
+        #[cfg(test)]
+        let keep = TEST_MEM_KEEP.with(|k| k.get());
+        let mem_first = self.mem_first_index();
+        let new_first = done.saturating_sub(keep) + 1;
+        if new_first > mem_first.saturating_add(keep) {
+            let n = ((new_first - mem_first) as usize).min(self.entries.len().saturating_sub(1));
+            self.entries.drain(..n);
         }
-        self.entries.drain(..n);
-        self.dummy_index = compact_to;
-        self.dummy_term = term;
         // lab:end 2c
     }
 
-    /// All entries in memory (a copy), without a dummy entry.
+    /// All entries not yet compacted (a copy), without a dummy entry: the ones released from
+    /// memory are read back from storage.
     pub fn all_entries(&self) -> Vec<Entry> {
+        let (first, mem_first) = (self.first_index(), self.mem_first_index());
+        if mem_first > first {
+            if let Ok(mut v) = self.storage.entries(first, mem_first) {
+                v.extend_from_slice(&self.entries);
+                return v;
+            }
+        }
         self.entries.clone()
+    }
+
+    /// The entries from `lo` to the end of the log: borrowed when they are all in memory,
+    /// else with the released part read back from storage. `Compacted` when `lo` is at or
+    /// below the compacted index (or storage no longer has the released part).
+    pub fn entries_from(&self, lo: u64) -> Result<Cow<'_, [Entry]>> {
+        let mem_first = self.mem_first_index();
+        if lo >= mem_first {
+            return Ok(Cow::Borrowed(self.slice_from(lo)));
+        }
+        if lo <= self.dummy_index {
+            return Err(Error::Store(StorageError::Compacted));
+        }
+        let mut v = self
+            .storage
+            .entries(lo, mem_first)
+            .map_err(|_| Error::Store(StorageError::Compacted))?;
+        v.extend_from_slice(&self.entries);
+        Ok(Cow::Owned(v))
     }
 
     /// The entries not yet persisted (index > `stabled`).
@@ -158,9 +226,15 @@ impl<S: Storage> RaftLog<S> {
         lo <= self.committed.min(self.last_index())
     }
 
-    /// The index of the first entry in memory (the index after the compacted prefix or the
-    /// pending snapshot).
+    /// The index of the first entry not compacted (the index after the compacted prefix or
+    /// the pending snapshot).
     pub fn first_index(&self) -> u64 {
+        self.dummy_index + 1
+    }
+
+    /// The index of the first entry held in memory, `entries[0]` (`last_index() + 1` when
+    /// there is none): `first_index()` unless `maybe_compact` released a prefix.
+    pub fn mem_first_index(&self) -> u64 {
         match self.entries.first() {
             Some(e) => e.index,
             None => self.dummy_index + 1,
@@ -195,14 +269,21 @@ impl<S: Storage> RaftLog<S> {
     pub fn term(&self, i: u64) -> Result<u64> {
         // lab:begin 2aa
         // lab:stub todo!("2aa: the term of an entry")
-        let first = self.first_index();
-        if i == first.saturating_sub(1) {
+        if i == self.dummy_index {
             return Ok(self.dummy_term);
         }
-        if i < first {
+        if i < self.dummy_index {
             return Err(Error::Store(StorageError::Compacted));
         }
-        match self.entries.get((i - first) as usize) {
+        let mem_first = self.mem_first_index();
+        if i < mem_first {
+            // Released from memory: storage has it (unless it compacted it since).
+            return self
+                .storage
+                .term(i)
+                .map_err(|_| Error::Store(StorageError::Compacted));
+        }
+        match self.entries.get((i - mem_first) as usize) {
             Some(e) => Ok(e.term),
             None => Err(Error::Store(StorageError::Unavailable)),
         }
@@ -225,7 +306,7 @@ impl<S: Storage> RaftLog<S> {
 
     /// The in-memory entries `[lo, hi)`, clamped to what is in memory.
     pub fn slice(&self, lo: u64, hi: u64) -> &[Entry] {
-        let first = self.first_index();
+        let first = self.mem_first_index();
         let lo = lo.max(first);
         let hi = hi.min(self.last_index() + 1);
         if lo >= hi {
@@ -238,7 +319,7 @@ impl<S: Storage> RaftLog<S> {
 
     /// The in-memory entries from `lo` to the end.
     pub fn slice_from(&self, lo: u64) -> &[Entry] {
-        let first = self.first_index();
+        let first = self.mem_first_index();
         let lo = lo.max(first);
         self.entries.get((lo - first) as usize..).unwrap_or(&[])
     }
@@ -297,6 +378,48 @@ impl<S: Storage> RaftLog<S> {
         // lab:end 2ab
     }
 
+    /// As [`RaftLog::maybe_append`], taking the entries by value: the new ones move into the
+    /// log instead of being copied (what `Raft::step` uses for an incoming `MsgAppend`).
+    pub fn maybe_append_owned(
+        &mut self,
+        idx: u64,
+        term: u64,
+        committed_hint: u64,
+        ents: Vec<Entry>,
+    ) -> Option<u64> {
+        // lab:begin 2ab
+        // lab:stub self.maybe_append(idx, term, committed_hint, &ents)
+        if !self.match_term(idx, term) {
+            return None;
+        }
+        let last_new = idx.checked_add(ents.len() as u64)?;
+        if ents
+            .iter()
+            .enumerate()
+            .any(|(i, e)| idx.checked_add(i as u64 + 1) != Some(e.index))
+        {
+            return None;
+        }
+        let conflict = self.find_conflict(&ents);
+        if conflict != 0 {
+            if conflict <= self.committed {
+                return None;
+            }
+            let start = (conflict - idx - 1) as usize;
+            let mut ents = ents;
+            ents.drain(..start.min(ents.len()));
+            self.truncate_and_append_from(conflict);
+            if self.entries.is_empty() {
+                self.entries = ents;
+            } else {
+                self.entries.append(&mut ents);
+            }
+        }
+        self.commit_to(committed_hint.min(last_new));
+        Some(last_new)
+        // lab:end 2ab
+    }
+
     /// The index of the first entry of `ents` that is missing from the log or has another
     /// term there; 0 when every entry is already present.
     pub fn find_conflict(&self, ents: &[Entry]) -> u64 {
@@ -326,7 +449,17 @@ impl<S: Storage> RaftLog<S> {
 
     // Drops the entries from `index` on so that an entry at `index` comes next.
     fn truncate_and_append_from(&mut self, index: u64) {
-        let first = self.first_index();
+        let first = self.mem_first_index();
+        if index <= first && index > self.dummy_index + 1 {
+            // Rewriting the log at or before its first entry in memory, after some were
+            // released: take the released entries before `index` back from storage (raft
+            // itself never rewrites applied entries; only a direct caller of `append` can).
+            if let Ok(kept) = self.storage.entries(self.dummy_index + 1, index) {
+                self.entries = kept;
+                self.stabled = self.stabled.min(index - 1);
+                return;
+            }
+        }
         if index <= first {
             // Everything in memory is replaced (or the append starts before it: keep the
             // dummy consistent with what follows).
@@ -575,6 +708,90 @@ mod tests {
         assert_eq!(l.first_index(), 4);
         assert_eq!(l.last_index(), 3);
         assert_eq!(l.term(3), Ok(2));
+    }
+
+    #[test]
+    fn applied_and_stable_entries_are_released_and_read_back() {
+        set_test_mem_keep(2);
+        // 1..=10 in storage and memory; 11..=12 unstable.
+        let all: Vec<(u64, u64)> = (1..=12).map(|i| (i, 1 + i / 4)).collect();
+        let mut l = log_with(&all[..10]);
+        l.append(ents(&all[10..]));
+        l.commit_to(11);
+        l.applied_to(9);
+        l.maybe_compact();
+        // Applied and stable: 1..=9; the last 2 of them stay, the rest is released.
+        assert_eq!(l.first_index(), 1);
+        assert_eq!(l.mem_first_index(), 8);
+        assert_eq!(l.entries, ents(&all[7..]));
+        assert_eq!(l.all_entries(), ents(&all));
+        for &(i, t) in &all {
+            assert_eq!(l.term(i), Ok(t), "term({i})");
+        }
+        assert_eq!(l.term(0), Ok(0));
+        assert_eq!(l.term(13), Err(Error::Store(StorageError::Unavailable)));
+        assert_eq!(l.entries_from(3).unwrap().to_vec(), ents(&all[2..]));
+        assert!(matches!(l.entries_from(9).unwrap(), Cow::Borrowed(_)));
+        assert_eq!(l.slice(1, 9), &ents(&all[7..8])[..]);
+        assert_eq!(l.next_ents(), ents(&all[9..11]));
+        assert_eq!(l.unstable_entries(), &ents(&all[10..])[..]);
+        assert_eq!(l.find_conflict(&ents(&all[1..5])), 0);
+        assert_eq!(l.find_conflict_by_term(12, 2), 7);
+        // Nothing more to release until 2 * keep entries pile up again.
+        l.maybe_compact();
+        assert_eq!(l.mem_first_index(), 8);
+        // Storage compacts behind the log's back: the released part is gone.
+        l.storage.wl().compact(5).unwrap();
+        assert_eq!(l.term(3), Err(Error::Store(StorageError::Compacted)));
+        assert_eq!(
+            l.entries_from(3),
+            Err(Error::Store(StorageError::Compacted))
+        );
+        assert_eq!(l.entries_from(8).unwrap().to_vec(), ents(&all[7..]));
+        // The next compaction catches up: the dummy moves to storage's compacted index.
+        l.maybe_compact();
+        assert_eq!(l.first_index(), 6);
+        assert_eq!(l.term(5), Ok(all[4].1));
+        assert_eq!(l.term(4), Err(Error::Store(StorageError::Compacted)));
+        assert_eq!(l.entries_from(6).unwrap().to_vec(), ents(&all[5..]));
+        assert_eq!(l.all_entries(), ents(&all[5..]));
+        // A follower append of entries it already has changes nothing; new ones move in.
+        let mut new = ents(&all[5..]);
+        new.push(ent(13, 9));
+        assert_eq!(l.maybe_append_owned(5, all[4].1, 11, new), Some(13));
+        assert_eq!(l.all_entries().last(), Some(&ent(13, 9)));
+        assert_eq!(l.mem_first_index(), 8);
+        // Rewriting before the in-memory entries (only a direct `append` can) reloads them.
+        l.committed = 5;
+        l.applied = 5;
+        l.append(ents(&[(7, 9)]));
+        assert_eq!(l.all_entries(), ents(&[(6, all[5].1), (7, 9)]));
+        assert_eq!(l.mem_first_index(), 6);
+        assert_eq!(l.stabled, 6);
+        set_test_mem_keep(MEM_KEEP);
+    }
+
+    #[test]
+    fn maybe_append_owned_matches_maybe_append() {
+        for (idx, term, commit, es) in [
+            (3, 3, 3, vec![(4, 4), (5, 4)]),
+            (2, 2, 3, vec![(3, 3)]),
+            (1, 1, 3, vec![(2, 4)]),
+            (1, 1, 3, vec![(2, 2), (3, 4), (4, 4)]),
+            (0, 0, 3, vec![(1, 1), (2, 2)]),
+            (3, 2, 3, vec![]),
+            (1, 1, 3, vec![(3, 4)]),
+        ] {
+            let mut a = log_with(&[(1, 1), (2, 2), (3, 3)]);
+            let mut b = log_with(&[(1, 1), (2, 2), (3, 3)]);
+            a.committed = 1;
+            b.committed = 1;
+            let ra = a.maybe_append(idx, term, commit, &ents(&es));
+            let rb = b.maybe_append_owned(idx, term, commit, ents(&es));
+            assert_eq!(ra, rb, "{idx} {term} {es:?}");
+            assert_eq!(a.entries, b.entries);
+            assert_eq!((a.committed, a.stabled), (b.committed, b.stabled));
+        }
     }
 
     #[test]
