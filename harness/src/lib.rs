@@ -4,6 +4,7 @@
 //! and 3A suites drive; the deterministic simulator, the mock clusters and the workload
 //! checker of the later stages will live here too.
 
+pub mod cluster;
 pub mod linearizability;
 pub mod mock_scheduler;
 pub mod raft_net;

@@ -102,7 +102,7 @@ pub struct Core<W> {
     rng: ChaCha8Rng,
     seed: u64,
     trace_hash: u64,
-    trace_tail: VecDeque<String>,
+    trace_tail: VecDeque<(EventId, Cow<'static, str>)>,
     executed: u64,
 }
 
@@ -172,15 +172,15 @@ impl<W> Core<W> {
         self.trace_hash = fnv1a(self.trace_hash, fact);
     }
 
-    fn record(&mut self, id: EventId, label: &str) {
+    fn record(&mut self, id: EventId, label: Cow<'static, str>) {
         self.trace_hash = fnv1a(self.trace_hash, &id.at.0.to_le_bytes());
         self.trace_hash = fnv1a(self.trace_hash, &id.seq.to_le_bytes());
         self.trace_hash = fnv1a(self.trace_hash, label.as_bytes());
         if self.trace_tail.len() == TRACE_TAIL {
             self.trace_tail.pop_front();
         }
-        self.trace_tail
-            .push_back(format!("{} #{} {}", id.at, id.seq, label));
+        // Labels are usually static strings: keeping them costs no allocation per event.
+        self.trace_tail.push_back((id, label));
         self.executed += 1;
     }
 }
@@ -270,7 +270,7 @@ impl<W> Sim<W> {
             return false;
         };
         self.core.now = id.at;
-        self.core.record(id, &event.label);
+        self.core.record(id, event.label);
         (event.action)(&mut self.world, &mut self.core);
         true
     }
@@ -326,7 +326,11 @@ impl<W> Sim<W> {
 
     /// The last events that ran, oldest first, as `time #seq label` lines.
     pub fn trace_tail(&self) -> Vec<String> {
-        self.core.trace_tail.iter().cloned().collect()
+        self.core
+            .trace_tail
+            .iter()
+            .map(|(id, label)| format!("{} #{} {}", id.at, id.seq, label))
+            .collect()
     }
 }
 

@@ -104,11 +104,14 @@ pub struct Network {
 }
 
 impl Default for Network {
-    /// A LAN: 0.1–1 ms per message, no faults.
+    /// A LAN between machines whose stores also write to disk: 0.5–2 ms per message, no
+    /// faults. (Faster links only make clients issue more operations per virtual second:
+    /// the generic test's scans grow with the number of puts, so the suite's wall time
+    /// would grow quadratically for no gain in coverage.)
     fn default() -> Self {
         Network {
-            min_latency: Duration::from_micros(100),
-            max_latency: Duration::from_millis(1),
+            min_latency: Duration::from_micros(500),
+            max_latency: Duration::from_millis(2),
             filters: Vec::new(),
         }
     }
@@ -257,7 +260,7 @@ mod tests {
         for _ in 0..1000 {
             let d = net.route(&mut rng, &route(1, 2));
             let first = d.0[0];
-            assert!(first >= Duration::from_micros(5_100) && first <= Duration::from_millis(21));
+            assert!(first >= Duration::from_micros(5_500) && first <= Duration::from_millis(22));
             if let Some(second) = d.0.get(1) {
                 dups += 1;
                 assert!(*second >= first && *second <= first + Duration::from_millis(3));

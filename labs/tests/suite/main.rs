@@ -4,6 +4,9 @@
 #[cfg(feature = "1")]
 mod stage_1;
 
+#[cfg(feature = "2b")]
+mod cluster_2b;
+
 #[cfg(feature = "2aa")]
 mod raft_2aa;
 #[cfg(feature = "2ab")]

@@ -1,0 +1,328 @@
+//! Client operations on a [`Cluster`], named and shaped after the original harness's
+//! (`must_put`, `get`, `scan`, `request`, `call_command_on_leader`, ...). They run the
+//! simulator until their command is answered, so their timeouts are virtual time: a test that
+//! waits five seconds for a leader costs only the events of those five seconds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::Cf;
+use parking_lot::Mutex;
+use proto::metapb;
+use proto::raft_cmdpb::{CmdType, RaftCmdRequest, Request};
+use raftstore::{CmdResponse, StoreEvent};
+use rand::Rng;
+
+use super::{run_on_store, Cluster, Slot};
+
+/// A command with its header filled for `region_id` at `epoch`.
+pub fn new_request(
+    region_id: u64,
+    epoch: metapb::RegionEpoch,
+    reqs: Vec<Request>,
+) -> RaftCmdRequest {
+    let mut req = RaftCmdRequest::new();
+    req.mut_header().region_id = region_id;
+    req.mut_header().set_region_epoch(epoch);
+    req.set_requests(reqs.into());
+    req
+}
+
+/// A put of `key` → `value` in column family `cf`.
+pub fn new_put_cf_cmd(cf: &str, key: &[u8], value: &[u8]) -> Request {
+    let mut r = Request::new();
+    r.set_cmd_type(CmdType::Put);
+    r.mut_put().cf = cf.to_owned();
+    r.mut_put().key = key.to_vec();
+    r.mut_put().value = value.to_vec();
+    r
+}
+
+/// A get of `key` in `cf`.
+pub fn new_get_cf_cmd(cf: &str, key: &[u8]) -> Request {
+    let mut r = Request::new();
+    r.set_cmd_type(CmdType::Get);
+    r.mut_get().cf = cf.to_owned();
+    r.mut_get().key = key.to_vec();
+    r
+}
+
+/// A delete of `key` in `cf`.
+pub fn new_delete_cf_cmd(cf: &str, key: &[u8]) -> Request {
+    let mut r = Request::new();
+    r.set_cmd_type(CmdType::Delete);
+    r.mut_delete().cf = cf.to_owned();
+    r.mut_delete().key = key.to_vec();
+    r
+}
+
+/// A request for a read snapshot of the region.
+pub fn new_snap_cmd() -> Request {
+    let mut r = Request::new();
+    r.set_cmd_type(CmdType::Snap);
+    r.mut_snap();
+    r
+}
+
+const GET_REGION_POLLS: u32 = 100;
+const GET_REGION_INTERVAL: Duration = Duration::from_millis(20);
+const LEADER_POLLS: u32 = 500;
+const LEADER_INTERVAL: Duration = Duration::from_millis(10);
+const ENGINE_POLLS: u32 = 300;
+const ENGINE_INTERVAL: Duration = Duration::from_millis(20);
+/// How long one attempt waits for a store's answer.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The default patience of `must_put` and friends.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Cluster {
+    /// The region containing `key` as the scheduler knows it; waits up to 2 s of virtual
+    /// time (the scheduler learns a region from its leader's first heartbeat).
+    pub fn get_region(&mut self, key: &[u8]) -> metapb::Region {
+        for _ in 0..GET_REGION_POLLS {
+            if let Some((region, _)) = self.world().scheduler.get_region(key) {
+                return region;
+            }
+            self.run_for(GET_REGION_INTERVAL);
+        }
+        self.fail(&format!("find no region for {key:02x?}"))
+    }
+
+    /// The leader of a region as the scheduler knows it; waits up to 5 s of virtual time.
+    pub fn leader_of_region(&mut self, region_id: u64) -> Option<metapb::Peer> {
+        for _ in 0..LEADER_POLLS {
+            if let Some((_, Some(leader))) = self.world().scheduler.get_region_by_id(region_id) {
+                return Some(leader);
+            }
+            self.run_for(LEADER_INTERVAL);
+        }
+        None
+    }
+
+    /// Sends `req` to the store named by its header's peer and waits up to `timeout` for
+    /// the answer; `None` on timeout (the store may be stopped or partitioned).
+    pub fn call_command(&mut self, req: RaftCmdRequest, timeout: Duration) -> Option<CmdResponse> {
+        let slot: Slot<CmdResponse> = Arc::new(Mutex::new(None));
+        let fill = Arc::clone(&slot);
+        let store_id = req.get_header().get_peer().store_id;
+        let latency = self.world().cfg.client_latency;
+        self.sim().schedule(latency, "client command", move |w, c| {
+            let cb = Box::new(move |resp: CmdResponse| *fill.lock() = Some(resp));
+            run_on_store(w, c, store_id, StoreEvent::Command { req, cb });
+        });
+        let answered = self
+            .sim()
+            .run_until_true(timeout, |_| slot.lock().is_some());
+        if !answered {
+            return None;
+        }
+        // The answer travels back to the client.
+        self.run_for(latency);
+        let resp = slot.lock().take();
+        resp
+    }
+
+    /// Sends `req` to the region's leader, following NotLeader hints and the scheduler's
+    /// view, until it gets an answer that is not a "try elsewhere" error, or `timeout`
+    /// passes (`None`).
+    pub fn call_command_on_leader(
+        &mut self,
+        mut req: RaftCmdRequest,
+        timeout: Duration,
+    ) -> Option<CmdResponse> {
+        let region_id = req.get_header().region_id;
+        let Some(mut leader) = self.leader_of_region(region_id) else {
+            self.fail(&format!("can't get the leader of region {region_id}"))
+        };
+        let deadline = self.sim().now().after(timeout);
+        while self.sim().now() < deadline {
+            req.mut_header().set_peer(leader.clone());
+            match self.call_command(req.clone(), ATTEMPT_TIMEOUT) {
+                None => {
+                    let current = self.leader_of_region(region_id);
+                    leader = match current {
+                        Some(l) if l != leader => l,
+                        _ => self.random_peer(region_id).unwrap_or(leader),
+                    };
+                }
+                Some(resp) => {
+                    let err = resp.resp.get_header().get_error();
+                    if !(err.has_stale_command()
+                        || err.has_epoch_not_match()
+                        || err.has_not_leader())
+                    {
+                        return Some(resp);
+                    }
+                    if err.get_not_leader().has_leader() {
+                        leader = err.get_not_leader().get_leader().clone();
+                    } else if let Some(l) = self.leader_of_region(region_id) {
+                        leader = l;
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn random_peer(&mut self, region_id: u64) -> Option<metapb::Peer> {
+        let (region, _) = self.world().scheduler.get_region_by_id(region_id)?;
+        let peers = region.get_peers();
+        if peers.is_empty() {
+            return None;
+        }
+        let i = self.sim().core().rng().gen_range(0..peers.len());
+        peers.get(i).cloned()
+    }
+
+    /// Sends `reqs` for the region holding `key` until one attempt succeeds: refreshes the
+    /// region from the scheduler and retries on timeouts and region errors, for at least 10
+    /// attempts and `timeout`. Fails the test if it never succeeds.
+    pub fn request(&mut self, key: &[u8], reqs: Vec<Request>, timeout: Duration) -> CmdResponse {
+        let start = self.sim().now();
+        let mut attempt = 0;
+        while attempt < 10 || self.sim().now().since(start) < timeout {
+            attempt += 1;
+            let region = self.get_region(key);
+            let req = new_request(region.id, region.get_region_epoch().clone(), reqs.clone());
+            match self.call_command_on_leader(req, timeout) {
+                Some(resp) if !resp.resp.get_header().has_error() => return resp,
+                _ => self.run_for(Duration::from_millis(100)),
+            }
+        }
+        self.fail(&format!("request timeout for key {key:02x?}"))
+    }
+
+    /// Writes `key` → `value` in `default`.
+    pub fn must_put(&mut self, key: &[u8], value: &[u8]) {
+        self.must_put_cf("default", key, value);
+    }
+
+    /// Writes `key` → `value` in `cf`.
+    pub fn must_put_cf(&mut self, cf: &str, key: &[u8], value: &[u8]) {
+        let resp = self.request(key, vec![new_put_cf_cmd(cf, key, value)], REQUEST_TIMEOUT);
+        let responses = resp.resp.get_responses();
+        if responses.len() != 1 || responses[0].get_cmd_type() != CmdType::Put {
+            self.fail(&format!("a put answered {responses:?}"));
+        }
+    }
+
+    /// Reads `key` from `default` (empty if absent).
+    pub fn get(&mut self, key: &[u8]) -> Vec<u8> {
+        self.get_cf("default", key)
+    }
+
+    /// Reads `key` from `cf` (empty if absent).
+    pub fn get_cf(&mut self, cf: &str, key: &[u8]) -> Vec<u8> {
+        let resp = self.request(key, vec![new_get_cf_cmd(cf, key)], REQUEST_TIMEOUT);
+        let responses = resp.resp.get_responses();
+        if responses.len() != 1 || responses[0].get_cmd_type() != CmdType::Get {
+            self.fail(&format!("a get answered {responses:?}"));
+        }
+        responses[0].get_get().value.clone()
+    }
+
+    /// Fails the test unless `key` reads as `value`.
+    pub fn must_get(&mut self, key: &[u8], value: &[u8]) {
+        let got = self.get(key);
+        if got != value {
+            self.fail(&format!(
+                "expected {key:02x?} to be {value:02x?}, got {got:02x?}"
+            ));
+        }
+    }
+
+    /// Deletes `key` from `default`.
+    pub fn must_delete(&mut self, key: &[u8]) {
+        self.must_delete_cf("default", key);
+    }
+
+    /// Deletes `key` from `cf`.
+    pub fn must_delete_cf(&mut self, cf: &str, key: &[u8]) {
+        let resp = self.request(key, vec![new_delete_cf_cmd(cf, key)], REQUEST_TIMEOUT);
+        let responses = resp.resp.get_responses();
+        if responses.len() != 1 || responses[0].get_cmd_type() != CmdType::Delete {
+            self.fail(&format!("a delete answered {responses:?}"));
+        }
+    }
+
+    /// The values of `default` in `[start, end)` (empty `end` = to the last key), read
+    /// region by region through `Snap` requests.
+    pub fn scan(&mut self, start: &[u8], end: &[u8]) -> Vec<Vec<u8>> {
+        let mut key = start.to_vec();
+        let mut values = Vec::new();
+        loop {
+            let resp = self.request(&key, vec![new_snap_cmd()], REQUEST_TIMEOUT);
+            let responses = resp.resp.get_responses();
+            if responses.len() != 1 || responses[0].get_cmd_type() != CmdType::Snap {
+                self.fail(&format!("a snap answered {responses:?}"));
+            }
+            let Some(snap) = resp.snap else {
+                self.fail("a snap response carries no read view");
+            };
+            let region = snap.region.clone();
+            let mut it = snap
+                .iter_cf(Cf::Default, &key)
+                .unwrap_or_else(|e| self.fail(&format!("scan: {e}")));
+            while let Some((k, v)) = it.item() {
+                if !end.is_empty() && k >= end {
+                    break;
+                }
+                values.push(v.to_vec());
+                it.next();
+            }
+            if let Err(e) = it.status() {
+                self.fail(&format!("scan: {e}"));
+            }
+            key = region.get_end_key().to_vec();
+            if key.is_empty() || (!end.is_empty() && key.as_slice() >= end) {
+                return values;
+            }
+        }
+    }
+
+    /// Waits (up to 6 s of virtual time) until store `store_id`'s kv engine holds `key` →
+    /// `value` in `cf`.
+    pub fn must_get_cf_equal(&mut self, store_id: u64, cf: Cf, key: &[u8], value: &[u8]) {
+        let mut last = None;
+        for _ in 0..ENGINE_POLLS {
+            last = self
+                .engines(store_id)
+                .kv
+                .get_cf(cf, key)
+                .ok()
+                .flatten()
+                .map(Vec::from);
+            if last.as_deref() == Some(value) {
+                return;
+            }
+            self.run_for(ENGINE_INTERVAL);
+        }
+        self.fail(&format!(
+            "store {store_id}: expected {key:02x?} = {value:02x?} in {cf}, found {last:02x?}"
+        ))
+    }
+
+    /// [`Cluster::must_get_cf_equal`] in `default`.
+    pub fn must_get_equal(&mut self, store_id: u64, key: &[u8], value: &[u8]) {
+        self.must_get_cf_equal(store_id, Cf::Default, key, value);
+    }
+
+    /// Waits (up to 6 s of virtual time) until store `store_id`'s kv engine has no `key` in
+    /// `cf`.
+    pub fn must_get_cf_none(&mut self, store_id: u64, cf: Cf, key: &[u8]) {
+        for _ in 0..ENGINE_POLLS {
+            match self.engines(store_id).kv.get_cf(cf, key) {
+                Ok(None) => return,
+                Ok(Some(_)) => {}
+                Err(e) => self.fail(&format!("store {store_id}: reading {key:02x?}: {e}")),
+            }
+            self.run_for(ENGINE_INTERVAL);
+        }
+        self.fail(&format!("store {store_id}: {key:02x?} is still in {cf}"))
+    }
+
+    /// [`Cluster::must_get_cf_none`] in `default`.
+    pub fn must_get_none(&mut self, store_id: u64, key: &[u8]) {
+        self.must_get_cf_none(store_id, Cf::Default, key);
+    }
+}

@@ -1,0 +1,351 @@
+//! A cluster of stores on the simulator: the harness of the stage 2b–3b suites.
+//!
+//! [`Cluster`] owns a [`Sim`] whose world holds every store (its engines in a temporary
+//! directory, and the running [`Store`] unless the store is stopped), the simulated network
+//! and the mock scheduler. Ticks, raft messages, scheduler responses and client commands are
+//! all simulator events, so a run is decided by its seed alone; test code drives it through
+//! the helpers of [`client`] (`must_put`, `get`, `scan`, ...), which advance virtual time
+//! until their command is answered.
+//!
+//! A failing helper panics with the seed, the replay command and the last events of the run.
+
+pub mod client;
+pub mod generic;
+pub mod workload;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine::{EngineOptions, Engines};
+use parking_lot::Mutex;
+use proto::metapb;
+use proto::raft_serverpb::RaftMessage;
+use raftstore::{bootstrap, Effects, Store, StoreEvent, Transport};
+use rand::Rng;
+
+use crate::mock_scheduler::MockScheduler;
+use crate::sim::net::{Filter, Network, Route};
+use crate::sim::{Core, Sim};
+
+/// How to build a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// Number of stores (ids 1..=stores).
+    pub stores: u64,
+    /// The configuration every store runs with (the original's test configuration by
+    /// default).
+    pub store: raftstore::Config,
+    /// Engine options (small caches; simulated durability once the engine offers it).
+    pub engine: EngineOptions,
+    /// The network's base latency.
+    pub net: Network,
+    /// Latency between a client and a store, each way.
+    pub client_latency: Duration,
+}
+
+impl ClusterConfig {
+    /// The original's test cluster of `stores` stores.
+    pub fn new(stores: u64) -> Self {
+        ClusterConfig {
+            stores,
+            store: raftstore::Config::test(),
+            engine: EngineOptions::for_simulation(),
+            net: Network::default(),
+            client_latency: Duration::from_millis(1),
+        }
+    }
+}
+
+/// One store of the cluster: its engines survive a stop; the running store does not.
+pub struct StoreNode {
+    /// The store's engines (kept across stop/start).
+    pub engines: Engines,
+    /// The running store, `None` while stopped.
+    pub store: Option<Store>,
+    /// Bumped at every start, so ticks of an earlier life do not reach the new store.
+    incarnation: u64,
+}
+
+/// Everything the simulator's events act on.
+pub struct World {
+    /// Stores by id.
+    pub stores: BTreeMap<u64, StoreNode>,
+    /// The network between stores.
+    pub net: Network,
+    /// The scheduler.
+    pub scheduler: MockScheduler,
+    /// The generic test's network-chaos task.
+    pub chaos: generic::Chaos,
+    /// The concurrent simulated clients, once a test installs them.
+    pub workload: Option<workload::Workload>,
+    cfg: ClusterConfig,
+}
+
+/// Collects the messages a store sends while it handles one event.
+#[derive(Default)]
+struct Outbox(Vec<RaftMessage>);
+
+impl Transport for Outbox {
+    fn send(&mut self, msg: RaftMessage) -> raftstore::Result<()> {
+        self.0.push(msg);
+        Ok(())
+    }
+}
+
+/// Runs `ev` on store `store_id` (dropped if the store is stopped) and sends what it produced.
+pub(crate) fn run_on_store(w: &mut World, c: &mut Core<World>, store_id: u64, ev: StoreEvent) {
+    let mut outbox = Outbox::default();
+    {
+        let Some(store) = w.stores.get_mut(&store_id).and_then(|n| n.store.as_mut()) else {
+            return;
+        };
+        store.handle(
+            ev,
+            Effects {
+                transport: &mut outbox,
+                scheduler: &mut w.scheduler,
+            },
+        );
+    }
+    route_messages(w, c, store_id, outbox.0);
+    route_scheduler_responses(w, c);
+}
+
+fn route_messages(w: &mut World, c: &mut Core<World>, from: u64, msgs: Vec<RaftMessage>) {
+    for msg in msgs {
+        let to = msg.get_to_peer().store_id;
+        let route = Route {
+            from,
+            to,
+            kind: msg.get_message().get_msg_type() as i32,
+            region: msg.region_id,
+        };
+        let fate = w.net.route(c.rng(), &route);
+        for delay in fate.0 {
+            let msg = msg.clone();
+            c.schedule(delay, "raft message", move |w, c| {
+                run_on_store(w, c, to, StoreEvent::Raft(msg))
+            });
+        }
+    }
+}
+
+fn route_scheduler_responses(w: &mut World, c: &mut Core<World>) {
+    for (store_id, resp) in w.scheduler.take_responses() {
+        let delay = w.cfg.client_latency;
+        c.schedule(delay, "scheduler response", move |w, c| {
+            run_on_store(w, c, store_id, StoreEvent::SchedulerResponse(resp))
+        });
+    }
+}
+
+fn schedule_tick(c: &mut Core<World>, store_id: u64, incarnation: u64, after: Duration) {
+    c.schedule(after, "tick", move |w: &mut World, c: &mut Core<World>| {
+        let Some(node) = w.stores.get(&store_id) else {
+            return;
+        };
+        if node.incarnation != incarnation || node.store.is_none() {
+            return;
+        }
+        let base = w.cfg.store.raft_base_tick;
+        run_on_store(w, c, store_id, StoreEvent::Tick);
+        schedule_tick(c, store_id, incarnation, base);
+    });
+}
+
+/// A fresh directory for a cluster's engines. In memory (`/dev/shm`) when the machine has it:
+/// the simulated-durability engines model crashes themselves, so real fsyncs (which fjall
+/// still issues when it creates and closes files) would only cost wall time.
+fn cluster_dir() -> std::io::Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("tinykv-cluster-");
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(dir) = builder.tempdir_in(shm) {
+            return Ok(dir);
+        }
+    }
+    builder.tempdir()
+}
+
+/// A simulated cluster.
+pub struct Cluster {
+    sim: Sim<World>,
+    name: String,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("name", &self.name)
+            .field("sim", &self.sim)
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// Builds and bootstraps a cluster named after its test (`name` appears in failure
+    /// messages), with every random choice drawn from `seed`: region 1 `["", "")` with one
+    /// peer per store (peer id = store id), initial log index/term 5 on every store, then
+    /// starts every store.
+    pub fn new(name: &str, seed: u64, cfg: ClusterConfig) -> Cluster {
+        let dir = cluster_dir().unwrap_or_else(|e| panic!("{name}: cannot create a temp dir: {e}"));
+        let mut scheduler = MockScheduler::new(0, cfg.stores + 1);
+        let peers: Vec<metapb::Peer> = (1..=cfg.stores)
+            .map(|id| raftstore::util::new_peer(id, id))
+            .collect();
+        let region = bootstrap::new_first_region(1, peers);
+        let mut stores = BTreeMap::new();
+        for id in 1..=cfg.stores {
+            let engines = Engines::open(dir.path().join(format!("store-{id}")), &cfg.engine)
+                .unwrap_or_else(|e| panic!("{name}: cannot open the engines of store {id}: {e}"));
+            bootstrap::bootstrap_store(&engines, 0, id)
+                .and_then(|()| bootstrap::prepare_bootstrap_cluster(&engines, &region))
+                .and_then(|()| bootstrap::clear_prepare_bootstrap_state(&engines))
+                .unwrap_or_else(|e| panic!("{name}: cannot bootstrap store {id}: {e}"));
+            let mut store = metapb::Store::new();
+            store.id = id;
+            store.address = format!("store-{id}");
+            if id == 1 {
+                if let Err(e) = scheduler.bootstrap(store.clone()) {
+                    panic!("{name}: scheduler bootstrap failed: {e}");
+                }
+            }
+            scheduler.put_store(store);
+            stores.insert(
+                id,
+                StoreNode {
+                    engines,
+                    store: None,
+                    incarnation: 0,
+                },
+            );
+        }
+        let world = World {
+            stores,
+            net: cfg.net.clone(),
+            scheduler,
+            chaos: generic::Chaos::default(),
+            workload: None,
+            cfg,
+        };
+        let mut cluster = Cluster {
+            sim: Sim::new(seed, world),
+            name: name.to_owned(),
+            _dir: dir,
+        };
+        let ids: Vec<u64> = cluster.sim.world().stores.keys().copied().collect();
+        for id in ids {
+            cluster.start_store(id);
+        }
+        cluster
+    }
+
+    /// The simulator (to run it, read its clock or its trace).
+    pub fn sim(&mut self) -> &mut Sim<World> {
+        &mut self.sim
+    }
+
+    /// The world (stores, network, scheduler).
+    pub fn world(&self) -> &World {
+        self.sim.world()
+    }
+
+    /// The world, mutably.
+    pub fn world_mut(&mut self) -> &mut World {
+        self.sim.world_mut()
+    }
+
+    /// The ids of every store.
+    pub fn store_ids(&self) -> Vec<u64> {
+        self.sim.world().stores.keys().copied().collect()
+    }
+
+    /// A store's engines.
+    pub fn engines(&self, store_id: u64) -> &Engines {
+        match self.sim.world().stores.get(&store_id) {
+            Some(node) => &node.engines,
+            None => self.fail(&format!("there is no store {store_id}")),
+        }
+    }
+
+    /// Runs the cluster for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        self.sim.run_for(d);
+    }
+
+    /// Starts (or restarts) a stopped store over its engines.
+    pub fn start_store(&mut self, store_id: u64) {
+        let seed: u64 = self.sim.core().rng().gen();
+        let (world, core) = self.sim.parts();
+        let Some(node) = world.stores.get_mut(&store_id) else {
+            return;
+        };
+        if node.store.is_some() {
+            return;
+        }
+        let mut cfg = world.cfg.store.clone();
+        cfg.seed = seed;
+        let store = match Store::new(store_id, cfg, node.engines.clone()) {
+            Ok(s) => s,
+            Err(e) => panic!("cannot start store {store_id}: {e}"),
+        };
+        node.store = Some(store);
+        node.incarnation += 1;
+        // Stores do not tick in lockstep: each starts at a random offset within a tick.
+        let base = world.cfg.store.raft_base_tick;
+        let offset = Duration::from_nanos(core.rng().gen_range(0..base.as_nanos().max(1) as u64));
+        schedule_tick(core, store_id, node.incarnation, offset);
+    }
+
+    /// Stops a store: its in-memory state is gone (queued messages to it are lost, pending
+    /// commands are never answered); its engines keep what was written.
+    pub fn stop_store(&mut self, store_id: u64) {
+        if let Some(node) = self.sim.world_mut().stores.get_mut(&store_id) {
+            node.store = None;
+        }
+    }
+
+    /// Crashes a store: it stops, and its engines lose every write that was not synced
+    /// (when the engines model durability; otherwise this is a clean stop).
+    pub fn crash_store(&mut self, store_id: u64) {
+        self.stop_store(store_id);
+        if let Some(node) = self.sim.world().stores.get(&store_id) {
+            if let Err(e) = node.engines.simulate_crash() {
+                tracing::debug!("store {store_id}: no crash simulation: {e}");
+            }
+        }
+    }
+
+    /// Adds a network filter.
+    pub fn add_filter(&mut self, f: Filter) {
+        self.sim.world_mut().net.add_filter(f);
+    }
+
+    /// Removes every network filter.
+    pub fn clear_filters(&mut self) {
+        self.sim.world_mut().net.clear_filters();
+    }
+
+    /// Panics with the story of the run: what failed, the seed and how to replay it, the
+    /// faults in force and the last events.
+    pub fn fail(&self, what: &str) -> ! {
+        let w = self.sim.world();
+        let tail = self.sim.trace_tail();
+        let shown = &tail[tail.len().saturating_sub(20)..];
+        panic!(
+            "{what}\n  at virtual time {} after {} events\n  network filters: {:?}\n  last events:\n    {}\n{} failed: replay with LABS_SEED={}",
+            self.sim.now(),
+            self.sim.events_executed(),
+            w.net.filters(),
+            shown.join("\n    "),
+            self.name,
+            self.sim.seed()
+        )
+    }
+}
+
+/// A slot a callback fills; test code waits on it by running the simulator.
+pub(crate) type Slot<T> = Arc<Mutex<Option<T>>>;
