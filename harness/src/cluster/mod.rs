@@ -290,7 +290,7 @@ impl Cluster {
         cfg.seed = seed;
         let store = match Store::new(store_id, cfg, node.engines.clone()) {
             Ok(s) => s,
-            Err(e) => panic!("cannot start store {store_id}: {e}"),
+            Err(e) => self.fail(&format!("cannot start store {store_id}: {e}")),
         };
         node.store = Some(store);
         node.incarnation += 1;
