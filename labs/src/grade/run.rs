@@ -71,7 +71,9 @@ impl Outcome {
 /// Runs test `name` of `binary` alone in a child process, killing it after `timeout`.
 pub fn run_test(binary: &Path, name: &str, timeout: Duration, cwd: &Path) -> Outcome {
     let mut cmd = Command::new(binary);
-    cmd.args([name, "--exact", "--test-threads", "1", "--nocapture"])
+    // Output stays captured by libtest (and is shown for failures), so a test that prints
+    // cannot split its own verdict line.
+    cmd.args([name, "--exact", "--test-threads", "1"])
         .current_dir(cwd);
     if std::env::var_os("RUST_BACKTRACE").is_none() {
         cmd.env("RUST_BACKTRACE", "0");
@@ -163,13 +165,14 @@ fn kill_group(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// A pass needs both a zero exit and libtest's own verdict line for this very test, so a
-/// process that exits early with status 0 does not count as a pass.
+/// A pass needs a zero exit, libtest's line announcing this very test, and its summary of
+/// exactly one passed test, so a process that exits early with status 0 does not count.
 fn classify(code: std::process::ExitStatus, output: &str, name: &str) -> Status {
-    let ok_line = format!("test {name} ... ok");
-    let verdict_ok = output.lines().any(|l| l.trim_end() == ok_line);
+    let announced = format!("test {name} ... ");
+    let ran_this = output.lines().any(|l| l.starts_with(&announced));
+    let passed_one = output.contains("test result: ok. 1 passed; 0 failed");
     let verdict_failed = output.contains(&format!("test {name} ... FAILED"));
-    if code.success() && verdict_ok {
+    if code.success() && ran_this && passed_one {
         Status::Passed
     } else if verdict_failed || code.code() == Some(101) {
         Status::Failed
@@ -259,11 +262,25 @@ mod tests {
     #[test]
     fn a_verdict_line_and_zero_exit_is_a_pass() {
         let out = run_command(
-            sh("echo 'test m::t_1 ... ok'"),
+            sh("echo 'test m::t_1 ... ok'; echo 'test result: ok. 1 passed; 0 failed'"),
             "m::t_1",
             Duration::from_secs(10),
         );
         assert_eq!(out.status, Status::Passed);
+        // A test that prints on its verdict line still passes.
+        let out = run_command(
+            sh("echo 'test m::t_1 ... step 3/3'; echo ok; echo 'test result: ok. 1 passed; 0 failed'"),
+            "m::t_1",
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.status, Status::Passed);
+        // Without libtest's summary it is not a pass.
+        let out = run_command(
+            sh("echo 'test m::t_1 ... ok'"),
+            "m::t_1",
+            Duration::from_secs(10),
+        );
+        assert!(matches!(out.status, Status::Crashed(_)), "{:?}", out.status);
     }
 
     #[test]
@@ -272,7 +289,7 @@ mod tests {
         assert!(matches!(out.status, Status::Crashed(_)), "{:?}", out.status);
         // A verdict for another test does not count either.
         let out = run_command(
-            sh("echo 'test m::t_10 ... ok'"),
+            sh("echo 'test m::t_10 ... ok'; echo 'test result: ok. 1 passed; 0 failed'"),
             "m::t_1",
             Duration::from_secs(10),
         );
@@ -323,7 +340,7 @@ mod tests {
     #[test]
     fn endless_output_is_bounded() {
         let out = run_command(
-            sh("yes 0123456789 | head -c 1000000; echo; echo 'test m::t_1 ... ok'"),
+            sh("echo 'test m::t_1 ... ok'; yes 0123456789 | head -c 1000000; echo; echo 'test result: ok. 1 passed; 0 failed'"),
             "m::t_1",
             Duration::from_secs(20),
         );
