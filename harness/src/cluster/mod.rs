@@ -347,5 +347,20 @@ impl Cluster {
     }
 }
 
+impl Drop for Cluster {
+    /// With `LABS_REPORT_TIME` set, reports how much virtual time the cluster lived (for
+    /// measuring the simulator's virtual-seconds-per-wall-second ratio).
+    fn drop(&mut self) {
+        if std::env::var_os("LABS_REPORT_TIME").is_some() {
+            eprintln!(
+                "labs-report-time {} virtual_s={:.3} events={}",
+                self.name,
+                self.sim.now().as_duration().as_secs_f64(),
+                self.sim.events_executed()
+            );
+        }
+    }
+}
+
 /// A slot a callback fills; test code waits on it by running the simulator.
 pub(crate) type Slot<T> = Arc<Mutex<Option<T>>>;
