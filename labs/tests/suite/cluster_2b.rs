@@ -397,7 +397,8 @@ fn bad_requests_get_errors_2b() {
 /// Beyond the original: eight clients contend on two shared keys (puts of unique values and
 /// scans over them) under message loss, and the whole history must be linearizable. The
 /// generic test writes each key once per iteration, so a store that applies an entry twice,
-/// or serves a stale read, can pass it; contention on shared keys makes either visible.
+/// or serves a stale read, can pass it; contention on shared keys makes either visible, and
+/// at the end every replica must hold exactly the same data.
 #[test]
 fn shared_keys_linearizable_2b() {
     use harness::cluster::workload::OpSpec;
