@@ -327,6 +327,9 @@ impl Cluster {
     }
 }
 
+/// Every user pair of one store: (column family, key, value), in order.
+type StoreData = Vec<(Cf, Vec<u8>, Vec<u8>)>;
+
 impl Cluster {
     /// Checks that every store's replica holds exactly the same user data (all data column
     /// families): after a write barrier that every store has applied, replicas of one region
@@ -340,7 +343,7 @@ impl Cluster {
         for &s in &stores {
             self.must_get_equal(s, &barrier, b"1");
         }
-        let mut first: Option<(u64, Vec<(Cf, Vec<u8>, Vec<u8>)>)> = None;
+        let mut first: Option<(u64, StoreData)> = None;
         for &s in &stores {
             let contents = self.data_of(s);
             match &first {
@@ -365,7 +368,7 @@ impl Cluster {
     }
 
     /// Every user pair in a store's kv engine, in order.
-    fn data_of(&self, store_id: u64) -> Vec<(Cf, Vec<u8>, Vec<u8>)> {
+    fn data_of(&self, store_id: u64) -> StoreData {
         let mut out = Vec::new();
         let snap = match self.engines(store_id).kv.snapshot() {
             Ok(s) => s,
