@@ -766,39 +766,14 @@ impl<S: Storage> Raft<S> {
     /// (with the follower's last index as a hint); otherwise appends the entries, deleting
     /// only a conflicting suffix, advances the commit index, and acknowledges.
     pub fn handle_append_entries(&mut self, m: &Message) {
-        // lab:begin 2ab
-        // lab:stub // TODO(2ab): check the previous entry, append, commit, and answer.
-        // lab:stub let _ = m;
-        if validate_append(m).is_err() {
-            return;
-        }
-        let mut resp = Message {
-            msg_type: MessageType::MsgAppendResponse,
-            to: m.from,
-            ..Default::default()
-        };
-        match self
-            .raft_log
-            .maybe_append(m.index, m.log_term, m.commit, &m.entries)
-        {
-            Some(last) => resp.index = last,
-            None => {
-                let hint = self.raft_log.find_conflict_by_term(m.index, m.log_term);
-                resp.reject = true;
-                resp.index = m.index;
-                resp.reject_hint = hint;
-                resp.log_term = self.raft_log.term(hint).unwrap_or(0);
-            }
-        }
-        self.send(resp);
-        // lab:end 2ab
+        self.handle_append_entries_owned(m.clone());
     }
 
-    /// As [`Raft::handle_append_entries`], taking the message by value so that its entries
-    /// move into the log instead of being copied (what [`Raft::step`] uses).
+    /// [`Raft::handle_append_entries`] taking the message by value, so that its entries move
+    /// into the log instead of being copied (what [`Raft::step`] uses).
     pub fn handle_append_entries_owned(&mut self, m: Message) {
         // lab:begin 2ab
-        // lab:stub self.handle_append_entries(&m)
+        // lab:stub todo!("2ab: check the append, append to the log, answer the leader")
         if validate_append(&m).is_err() {
             return;
         }

@@ -349,37 +349,11 @@ impl<S: Storage> RaftLog<S> {
         committed_hint: u64,
         ents: &[Entry],
     ) -> Option<u64> {
-        // lab:begin 2ab
-        // lab:stub todo!("2ab: check the previous entry, resolve conflicts, append, commit")
-        if !self.match_term(idx, term) {
-            return None;
-        }
-        let last_new = idx.checked_add(ents.len() as u64)?;
-        // The entries must follow `idx` one by one.
-        if ents
-            .iter()
-            .enumerate()
-            .any(|(i, e)| idx.checked_add(i as u64 + 1) != Some(e.index))
-        {
-            return None;
-        }
-        let conflict = self.find_conflict(ents);
-        if conflict != 0 {
-            if conflict <= self.committed {
-                return None;
-            }
-            let start = (conflict - idx - 1) as usize;
-            let rest = ents.get(start..).unwrap_or(&[]);
-            self.truncate_and_append_from(conflict);
-            self.entries.extend_from_slice(rest);
-        }
-        self.commit_to(committed_hint.min(last_new));
-        Some(last_new)
-        // lab:end 2ab
+        self.maybe_append_owned(idx, term, committed_hint, ents.to_vec())
     }
 
-    /// As [`RaftLog::maybe_append`], taking the entries by value: the new ones move into the
-    /// log instead of being copied (what `Raft::step` uses for an incoming `MsgAppend`).
+    /// [`RaftLog::maybe_append`] taking the entries by value: the new ones move into the log
+    /// instead of being copied (what `Raft::step` uses for an incoming `MsgAppend`).
     pub fn maybe_append_owned(
         &mut self,
         idx: u64,
@@ -388,7 +362,7 @@ impl<S: Storage> RaftLog<S> {
         ents: Vec<Entry>,
     ) -> Option<u64> {
         // lab:begin 2ab
-        // lab:stub self.maybe_append(idx, term, committed_hint, &ents)
+        // lab:stub todo!("2ab: check the previous entry, resolve conflicts, append, commit")
         if !self.match_term(idx, term) {
             return None;
         }
