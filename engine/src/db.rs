@@ -3,14 +3,14 @@
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::error::{check_key, check_value};
 use crate::sim::SimJournal;
 use crate::write_batch::Op;
-use crate::{Cf, DbIterator, Error, Result, Snapshot, WriteBatch};
+use crate::{Cf, DbIterator, Error, Result, Snapshot, WriteBatch, WriteObserver};
 
 /// How durable a write must be when [`Engine::write`] returns.
 ///
@@ -125,6 +125,8 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// `Some` in simulated-durability mode: the undo records of the unsynced batches.
     pub(crate) sim: Option<SimJournal>,
+    /// The test oracle watching every batch, once one is installed.
+    observer: OnceLock<Arc<dyn WriteObserver>>,
 }
 
 /// One fjall database with a fixed set of column families. Cheap to clone (a handle).
@@ -167,6 +169,7 @@ impl Engine {
                 path,
                 closed: AtomicBool::new(false),
                 sim: opts.simulated_durability.then(SimJournal::default),
+                observer: OnceLock::new(),
             }),
         })
     }
@@ -184,6 +187,17 @@ impl Engine {
     /// Whether the engine was opened with [`EngineOptions::simulated_durability`].
     pub fn is_simulated(&self) -> bool {
         self.inner.sim.is_some()
+    }
+
+    /// Installs the [`WriteObserver`] that sees every batch written from now on. An engine has
+    /// at most one observer for its whole life; a second call returns
+    /// [`Error::ObserverInstalled`] and changes nothing. For test oracles: without an
+    /// observer a write pays one atomic load for this hook.
+    pub fn set_write_observer(&self, observer: Arc<dyn WriteObserver>) -> Result<()> {
+        self.inner
+            .observer
+            .set(observer)
+            .map_err(|_| Error::ObserverInstalled)
     }
 
     /// Flushes everything written so far to disk and refuses further use. In
@@ -258,6 +272,9 @@ impl Engine {
                 self.sync()?;
             }
             return Ok(());
+        }
+        if let Some(observer) = self.inner.observer.get() {
+            observer.on_write(&wb);
         }
         if let Some(journal) = &self.inner.sim {
             return self.write_simulated(journal, wb, durability);

@@ -28,6 +28,9 @@ pub enum Error {
     /// [`crate::EngineOptions::simulated_durability`]: a real engine cannot unwrite.
     #[error("engine is not in simulated-durability mode, so it cannot simulate a crash")]
     NotSimulated,
+    /// [`crate::Engine::set_write_observer`] on an engine that already has an observer.
+    #[error("a write observer is already installed on this engine")]
+    ObserverInstalled,
     /// A stored value failed to decode as the expected protobuf message.
     #[error("value under key {key:02x?} is not a valid {message}: {source}")]
     Decode {

@@ -132,6 +132,18 @@ pub fn decode_region_meta_key(key: &[u8]) -> Option<(u64, u8)> {
     Some((u64::from_be_bytes(id), key[10]))
 }
 
+/// The region id of an apply state key ([`apply_state_key`]), or `None` if `key` is not one.
+pub fn decode_apply_state_key(key: &[u8]) -> Option<u64> {
+    if key.len() != REGION_RAFT_PREFIX_LEN
+        || key[..2] != [LOCAL_PREFIX, REGION_RAFT_PREFIX]
+        || key[10] != APPLY_STATE_SUFFIX
+    {
+        return None;
+    }
+    let id: [u8; 8] = key[2..10].try_into().ok()?;
+    Some(u64::from_be_bytes(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +171,10 @@ mod tests {
         assert_eq!(decode_region_meta_key(&raft_state_key(7)), None);
         assert_eq!(raft_log_index(&raft_log_key(3, 99)), Some(99));
         assert_eq!(raft_log_index(&raft_state_key(3)), None);
+        assert_eq!(decode_apply_state_key(&apply_state_key(9)), Some(9));
+        assert_eq!(decode_apply_state_key(&raft_state_key(9)), None);
+        assert_eq!(decode_apply_state_key(&region_state_key(9)), None);
+        assert_eq!(decode_apply_state_key(&raft_log_key(9, 3)), None);
     }
 
     proptest! {

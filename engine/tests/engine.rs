@@ -387,3 +387,57 @@ fn protobuf_values_round_trip_and_corruption_is_an_error() {
         ));
     }
 }
+
+/// An observed operation, owned: `(cf, key, value)`.
+type SeenOp = (Cf, Vec<u8>, Option<Vec<u8>>);
+
+/// Records what it sees, one list of operations per batch.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Vec<SeenOp>>>);
+
+impl engine::WriteObserver for Recorder {
+    fn on_write(&self, batch: &WriteBatch) {
+        let ops = batch
+            .ops()
+            .map(|op| (op.cf, op.key.to_vec(), op.value.map(<[u8]>::to_vec)))
+            .collect();
+        self.0.lock().unwrap().push(ops);
+    }
+}
+
+#[test]
+fn a_write_observer_sees_every_batch_in_order_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = open(&dir);
+    e.put_cf(Cf::Default, b"before", b"x").unwrap(); // written before the observer: unseen
+    let rec = std::sync::Arc::new(Recorder::default());
+    e.set_write_observer(rec.clone()).unwrap();
+    assert!(matches!(
+        e.set_write_observer(rec.clone()),
+        Err(Error::ObserverInstalled)
+    ));
+
+    let mut wb = WriteBatch::new();
+    wb.put_cf(Cf::Default, b"a", b"1").unwrap();
+    wb.delete_cf(Cf::Write, b"b").unwrap();
+    e.write(wb, Durability::Sync).unwrap();
+    e.write(WriteBatch::new(), Durability::Sync).unwrap(); // empty: nothing to see
+    e.delete_cf(Cf::Lock, b"c").unwrap();
+
+    let seen = rec.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            vec![
+                (Cf::Default, b"a".to_vec(), Some(b"1".to_vec())),
+                (Cf::Write, b"b".to_vec(), None),
+            ],
+            vec![(Cf::Lock, b"c".to_vec(), None)],
+        ]
+    );
+    // The observed batches did commit.
+    assert_eq!(
+        e.get_cf(Cf::Default, b"a").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+}

@@ -9,6 +9,7 @@
 //!
 //! A failing helper panics with the seed, the replay command and the last events of the run.
 
+pub mod apply_oracle;
 pub mod client;
 pub mod generic;
 pub mod workload;
@@ -27,6 +28,7 @@ use rand::Rng;
 use crate::mock_scheduler::MockScheduler;
 use crate::sim::net::{Filter, Network, Route};
 use crate::sim::{Core, Sim};
+use apply_oracle::ApplyOracle;
 
 /// How to build a cluster.
 #[derive(Debug, Clone)]
@@ -79,7 +81,11 @@ pub struct World {
     pub chaos: generic::Chaos,
     /// The concurrent simulated clients, once a test installs them.
     pub workload: Option<workload::Workload>,
+    /// Checks that every store applies each committed command exactly once, in order.
+    pub apply_oracle: ApplyOracle,
     cfg: ClusterConfig,
+    /// The test's name, for failure messages.
+    name: String,
 }
 
 /// Collects the messages a store sends while it handles one event.
@@ -110,6 +116,43 @@ pub(crate) fn run_on_store(w: &mut World, c: &mut Core<World>, store_id: u64, ev
     }
     route_messages(w, c, store_id, outbox.0);
     route_scheduler_responses(w, c);
+    check_oracles(w, c);
+}
+
+/// Fails the run, inside the event that revealed it, when an oracle found a violation: the
+/// apply oracle, or the mock scheduler refusing a heartbeat that breaks its rules.
+fn check_oracles(w: &mut World, c: &Core<World>) {
+    let mut found = Vec::new();
+    if w.apply_oracle.has_violations() {
+        found.extend(w.apply_oracle.take_violations());
+    }
+    if !w.scheduler.violations().is_empty() {
+        found.extend(
+            w.scheduler
+                .take_violations()
+                .into_iter()
+                .map(|v| format!("scheduler: {v}")),
+        );
+    }
+    if !found.is_empty() {
+        panic!("{}", failure_story(w, c, &found.join("\n")));
+    }
+}
+
+/// What a failure message says: what failed, the seed and how to replay it, the faults in
+/// force and the last events.
+fn failure_story(w: &World, c: &Core<World>, what: &str) -> String {
+    let tail = c.trace_tail();
+    let shown = &tail[tail.len().saturating_sub(20)..];
+    format!(
+        "{what}\n  at virtual time {} after {} events\n  network filters: {:?}\n  last events:\n    {}\n{} failed: replay with LABS_SEED={}",
+        c.now(),
+        c.events_executed(),
+        w.net.filters(),
+        shown.join("\n    "),
+        w.name,
+        c.seed()
+    )
 }
 
 fn route_messages(w: &mut World, c: &mut Core<World>, from: u64, msgs: Vec<RaftMessage>) {
@@ -198,6 +241,7 @@ impl Cluster {
             .collect();
         let region = bootstrap::new_first_region(1, peers);
         let mut stores = BTreeMap::new();
+        let apply_oracle = ApplyOracle::new();
         for id in 1..=cfg.stores {
             let engines = Engines::open(dir.path().join(format!("store-{id}")), &cfg.engine)
                 .unwrap_or_else(|e| panic!("{name}: cannot open the engines of store {id}: {e}"));
@@ -214,6 +258,9 @@ impl Cluster {
                 }
             }
             scheduler.put_store(store);
+            if let Err(e) = apply_oracle.watch(id, &engines) {
+                panic!("{name}: cannot watch store {id}: {e}");
+            }
             stores.insert(
                 id,
                 StoreNode {
@@ -229,7 +276,9 @@ impl Cluster {
             scheduler,
             chaos: generic::Chaos::default(),
             workload: None,
+            apply_oracle,
             cfg,
+            name: name.to_owned(),
         };
         let mut cluster = Cluster {
             sim: Sim::new(seed, world),
@@ -288,6 +337,11 @@ impl Cluster {
         }
         let mut cfg = world.cfg.store.clone();
         cfg.seed = seed;
+        if let Err(e) = world.apply_oracle.restarted(store_id, &node.engines.kv) {
+            self.fail(&format!(
+                "store {store_id}: cannot read its apply state: {e}"
+            ));
+        }
         let store = match Store::new(store_id, cfg, node.engines.clone()) {
             Ok(s) => s,
             Err(e) => self.fail(&format!("cannot start store {store_id}: {e}")),
@@ -332,17 +386,9 @@ impl Cluster {
     /// Panics with the story of the run: what failed, the seed and how to replay it, the
     /// faults in force and the last events.
     pub fn fail(&self, what: &str) -> ! {
-        let w = self.sim.world();
-        let tail = self.sim.trace_tail();
-        let shown = &tail[tail.len().saturating_sub(20)..];
         panic!(
-            "{what}\n  at virtual time {} after {} events\n  network filters: {:?}\n  last events:\n    {}\n{} failed: replay with LABS_SEED={}",
-            self.sim.now(),
-            self.sim.events_executed(),
-            w.net.filters(),
-            shown.join("\n    "),
-            self.name,
-            self.sim.seed()
+            "{}",
+            failure_story(self.sim.world(), self.sim.core_ref(), what)
         )
     }
 }
@@ -353,10 +399,11 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if std::env::var_os("LABS_REPORT_TIME").is_some() {
             eprintln!(
-                "labs-report-time {} virtual_s={:.3} events={}",
+                "labs-report-time {} virtual_s={:.3} events={} apply_checked={}",
                 self.name,
                 self.sim.now().as_duration().as_secs_f64(),
-                self.sim.events_executed()
+                self.sim.events_executed(),
+                self.sim.world().apply_oracle.verified_entries()
             );
         }
     }

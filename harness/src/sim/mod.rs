@@ -172,6 +172,20 @@ impl<W> Core<W> {
         self.trace_hash = fnv1a(self.trace_hash, fact);
     }
 
+    /// How many events have run.
+    pub fn events_executed(&self) -> u64 {
+        self.executed
+    }
+
+    /// The last events that ran (the running one included, when called from an event),
+    /// oldest first, as `time #seq label` lines.
+    pub fn trace_tail(&self) -> Vec<String> {
+        self.trace_tail
+            .iter()
+            .map(|(id, label)| format!("{} #{} {}", id.at, id.seq, label))
+            .collect()
+    }
+
     fn record(&mut self, id: EventId, label: Cow<'static, str>) {
         self.trace_hash = fnv1a(self.trace_hash, &id.at.0.to_le_bytes());
         self.trace_hash = fnv1a(self.trace_hash, &id.seq.to_le_bytes());
@@ -237,6 +251,11 @@ impl<W> Sim<W> {
     /// The world.
     pub fn world(&self) -> &W {
         &self.world
+    }
+
+    /// The core (clock, RNG, trace), read-only.
+    pub fn core_ref(&self) -> &Core<W> {
+        &self.core
     }
 
     /// The world, mutably (for test code acting between events).
@@ -326,11 +345,7 @@ impl<W> Sim<W> {
 
     /// The last events that ran, oldest first, as `time #seq label` lines.
     pub fn trace_tail(&self) -> Vec<String> {
-        self.core
-            .trace_tail
-            .iter()
-            .map(|(id, label)| format!("{} #{} {}", id.at, id.seq, label))
-            .collect()
+        self.core.trace_tail()
     }
 }
 

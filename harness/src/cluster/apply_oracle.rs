@@ -1,0 +1,510 @@
+//! The apply oracle: checks from outside the stores that each store applies every committed
+//! command exactly once, in log order, and that all stores apply the same command at each
+//! index.
+//!
+//! The original course cannot see this: with only idempotent `Put`s and `Delete`s, an entry
+//! applied twice is invisible to clients unless the second apply lands after a newer write to
+//! the same key, which a workload almost never arranges. The oracle watches the stores'
+//! writes instead of their answers.
+//!
+//! # How it works
+//! A [`WriteObserver`] on each store's kv engine sees every batch the store writes, whatever
+//! code wrote it. A batch that moves a region's applied index (`RaftApplyState`) from `a` to
+//! `b` must carry (together with data written since the previous apply-state write) exactly
+//! the `Put`s and `Delete`s of the committed entries `a+1..=b`, read from the store's own raft
+//! log, in order. An entry's command counts whole or not at all: a store may reject a command
+//! when it applies it (its epoch went stale, say), but it may never apply part of one, apply
+//! one twice, apply entries out of order, or write data the log does not hold. Every applied
+//! entry's term and bytes are also compared across stores (state-machine safety at the store
+//! level).
+//!
+//! After a store starts (a restart after a crash included), the oracle's expectation restarts
+//! from the applied index the store's engine holds: re-applying entries the crash rolled back
+//! is correct, not a violation.
+//!
+//! # Limits
+//! - A batch that moves the applied index of two or more regions at once is checked for
+//!   order only (which data belongs to which region is not attributed).
+//! - A snapshot application (the applied index jumps past entries the log no longer holds,
+//!   with the truncated index at the new applied index) is accepted without data checks.
+//! - Whether a command should have been rejected is not judged; a lost acknowledged write is
+//!   the linearizability checker's to catch.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use engine::{keys, BatchOp, Cf, Engine, Engines, WriteBatch, WriteObserver};
+use parking_lot::Mutex;
+use proto::eraftpb::{Entry, EntryType};
+use proto::raft_cmdpb::{CmdType, RaftCmdRequest};
+use proto::raft_serverpb::RaftApplyState;
+use protobuf::Message;
+
+/// At most this many violations are kept (the first one is what matters).
+const MAX_VIOLATIONS: usize = 8;
+
+/// A data write, owned.
+#[derive(Clone, PartialEq, Eq)]
+struct DataOp {
+    cf: Cf,
+    key: Vec<u8>,
+    value: Option<Vec<u8>>,
+}
+
+impl DataOp {
+    fn of(op: &BatchOp<'_>) -> DataOp {
+        DataOp {
+            cf: op.cf,
+            key: op.key.to_vec(),
+            value: op.value.map(<[u8]>::to_vec),
+        }
+    }
+}
+
+impl std::fmt::Debug for DataOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = String::from_utf8_lossy(&self.key[..self.key.len().min(24)]).into_owned();
+        match &self.value {
+            Some(v) => write!(f, "put {}:{key:?} ({} bytes)", self.cf.name(), v.len()),
+            None => write!(f, "delete {}:{key:?}", self.cf.name()),
+        }
+    }
+}
+
+/// What the oracle knows of one store.
+struct StoreTrack {
+    /// The store's raft engine, where the entries being applied are read from.
+    raft: Engine,
+    /// Region id → the applied index checked so far.
+    applied: HashMap<u64, u64>,
+    /// Data written since the store's last apply-state write.
+    pending: Vec<DataOp>,
+}
+
+/// What a committed entry is, as far as the oracle cares.
+struct Applied {
+    index: u64,
+    /// The writes the entry's command makes (empty for reads, admin commands, conf changes,
+    /// no-ops and commands the store must reject as malformed).
+    writes: Vec<DataOp>,
+}
+
+#[derive(Default)]
+struct State {
+    stores: BTreeMap<u64, StoreTrack>,
+    /// (region, index) → (term, hash of the entry's bytes) as the first store applied it.
+    agreed: HashMap<(u64, u64), (u64, u64, u64)>,
+    violations: Vec<String>,
+    verified_entries: u64,
+    unattributed_batches: u64,
+}
+
+impl State {
+    fn violation(&mut self, msg: String) {
+        if self.violations.len() < MAX_VIOLATIONS {
+            self.violations.push(format!("apply oracle: {msg}"));
+        }
+    }
+
+    fn observe(&mut self, store_id: u64, batch: &WriteBatch) {
+        let mut data = Vec::new();
+        let mut applies = Vec::new();
+        for op in batch.ops() {
+            if op.cf == Cf::Raft {
+                if let Some(region) = keys::decode_apply_state_key(op.key) {
+                    applies.push((region, op.value));
+                }
+            } else {
+                data.push(op);
+            }
+        }
+        let mut states = Vec::with_capacity(applies.len());
+        for (region, value) in applies {
+            let state = match value.map(RaftApplyState::parse_from_bytes).transpose() {
+                Ok(state) => state,
+                Err(e) => {
+                    self.violation(format!(
+                        "store {store_id} region {region}: wrote an apply state that does not decode: {e}"
+                    ));
+                    return;
+                }
+            };
+            states.push((region, state));
+        }
+        let Some(track) = self.stores.get_mut(&store_id) else {
+            return;
+        };
+        if states.is_empty() {
+            track.pending.extend(data.iter().map(DataOp::of));
+            return;
+        }
+        let mut writes = std::mem::take(&mut track.pending);
+        writes.extend(data.iter().map(DataOp::of));
+
+        let mut moved = Vec::new(); // (region, from, state)
+        for (region, state) in states {
+            let Some(state) = state else {
+                track.applied.remove(&region); // the peer was destroyed
+                continue;
+            };
+            match track.applied.insert(region, state.applied_index) {
+                None => {} // first sight (a new peer): the baseline
+                Some(from) => moved.push((region, from, state)),
+            }
+        }
+        match moved.as_slice() {
+            [] => {}
+            [(region, from, state)] => {
+                let (region, from) = (*region, *from);
+                self.check_apply(store_id, region, from, state, &writes);
+            }
+            several => {
+                self.unattributed_batches += 1;
+                let backwards: Vec<String> = several
+                    .iter()
+                    .filter(|(_, from, s)| s.applied_index < *from)
+                    .map(|(r, from, s)| format!("region {r}: {from} → {}", s.applied_index))
+                    .collect();
+                if !backwards.is_empty() {
+                    self.violation(format!(
+                        "store {store_id}: applied index went backwards ({})",
+                        backwards.join(", ")
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Checks one batch that moved `region`'s applied index from `from` to `state`'s.
+    fn check_apply(
+        &mut self,
+        store_id: u64,
+        region: u64,
+        from: u64,
+        state: &RaftApplyState,
+        writes: &[DataOp],
+    ) {
+        let to = state.applied_index;
+        let where_ = format!("store {store_id} region {region}");
+        if to < from {
+            self.violation(format!(
+                "{where_}: applied index went backwards from {from} to {to} with no restart in between"
+            ));
+            return;
+        }
+        let raft = self.stores[&store_id].raft.clone();
+        let mut entries = Vec::with_capacity((to - from) as usize);
+        for index in from + 1..=to {
+            let entry = match raft.get_msg_cf::<Entry>(Cf::Raft, &keys::raft_log_key(region, index))
+            {
+                Ok(Some(e)) => e,
+                Ok(None) if state.get_truncated_state().index >= to => {
+                    // A snapshot was applied: its data is not in the log to compare with.
+                    return;
+                }
+                Ok(None) => {
+                    self.violation(format!(
+                        "{where_}: applied index moved {from} → {to}, but the raft log has no entry {index}"
+                    ));
+                    return;
+                }
+                Err(e) => {
+                    self.violation(format!("{where_}: cannot read raft log entry {index}: {e}"));
+                    return;
+                }
+            };
+            self.agree(store_id, region, &entry);
+            entries.push(Applied {
+                index,
+                writes: writes_of(&entry),
+            });
+        }
+        self.verified_entries += entries.len() as u64;
+        if !is_whole_commands_in_order(&entries, writes) {
+            let mut msg = format!(
+                "{where_}: the batch moving the applied index {from} → {to} does not apply entries {}..={to} once each in order",
+                from + 1
+            );
+            let _ = write!(msg, "\n    written: {writes:?}");
+            for e in &entries {
+                let _ = write!(msg, "\n    entry {}: {:?}", e.index, e.writes);
+            }
+            self.violation(msg);
+        }
+    }
+
+    /// Records (or compares with) what the first store applied at this index.
+    fn agree(&mut self, store_id: u64, region: u64, entry: &Entry) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        entry.get_data().hash(&mut h);
+        (entry.get_entry_type() as i32).hash(&mut h);
+        let mine = (entry.term, h.finish(), store_id);
+        let first = *self.agreed.entry((region, entry.index)).or_insert(mine);
+        if (first.0, first.1) != (mine.0, mine.1) {
+            self.violation(format!(
+                "region {region} index {}: store {} applied an entry of term {}, store {store_id} one of term {} (or different bytes)",
+                entry.index, first.2, first.0, mine.0
+            ));
+        }
+    }
+}
+
+/// The writes of an entry's command; none for anything that is not a well-formed normal
+/// command with a known column family on every write.
+fn writes_of(entry: &Entry) -> Vec<DataOp> {
+    if entry.get_entry_type() != EntryType::EntryNormal || entry.get_data().is_empty() {
+        return Vec::new();
+    }
+    let Ok(req) = RaftCmdRequest::parse_from_bytes(entry.get_data()) else {
+        return Vec::new();
+    };
+    let mut writes = Vec::new();
+    for r in req.get_requests() {
+        let (cf, key, value) = match r.get_cmd_type() {
+            CmdType::Put => {
+                let p = r.get_put();
+                (&p.cf, &p.key, Some(p.value.clone()))
+            }
+            CmdType::Delete => {
+                let d = r.get_delete();
+                (&d.cf, &d.key, None)
+            }
+            _ => continue,
+        };
+        let Ok(cf) = Cf::from_client(cf) else {
+            return Vec::new();
+        };
+        writes.push(DataOp {
+            cf,
+            key: key.clone(),
+            value,
+        });
+    }
+    writes
+}
+
+/// Whether `written` is the concatenation of the writes of some of `entries`, each taken
+/// whole, in order (a search over (entry, position) pairs, each visited once).
+fn is_whole_commands_in_order(entries: &[Applied], written: &[DataOp]) -> bool {
+    let mut stack = vec![(0usize, 0usize)];
+    let mut seen = HashSet::new();
+    while let Some((i, j)) = stack.pop() {
+        if j == written.len() {
+            return true; // the remaining entries were rejected or write nothing
+        }
+        if i == entries.len() || !seen.insert((i, j)) {
+            continue;
+        }
+        stack.push((i + 1, j)); // entry i rejected
+        let w = &entries[i].writes;
+        if !w.is_empty() && written[j..].starts_with(w) {
+            stack.push((i + 1, j + w.len())); // entry i applied (tried first)
+        }
+    }
+    false
+}
+
+/// Installed on one store's kv engine.
+struct KvObserver {
+    store_id: u64,
+    state: Arc<Mutex<State>>,
+}
+
+impl WriteObserver for KvObserver {
+    fn on_write(&self, batch: &WriteBatch) {
+        self.state.lock().observe(self.store_id, batch);
+    }
+}
+
+/// The apply oracle of one cluster (see the module docs). Cheap to clone (shared state).
+#[derive(Clone, Default)]
+pub struct ApplyOracle {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for ApplyOracle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("ApplyOracle")
+            .field("stores", &s.stores.len())
+            .field("verified_entries", &s.verified_entries)
+            .field("violations", &s.violations.len())
+            .finish()
+    }
+}
+
+impl ApplyOracle {
+    /// An oracle watching no store yet.
+    pub fn new() -> Self {
+        ApplyOracle::default()
+    }
+
+    /// Watches store `store_id`'s engines from now on (installs the observer on its kv
+    /// engine). Call [`ApplyOracle::restarted`] whenever the store starts.
+    pub fn watch(&self, store_id: u64, engines: &Engines) -> engine::Result<()> {
+        self.state.lock().stores.insert(
+            store_id,
+            StoreTrack {
+                raft: engines.raft.clone(),
+                applied: HashMap::new(),
+                pending: Vec::new(),
+            },
+        );
+        engines.kv.set_write_observer(Arc::new(KvObserver {
+            store_id,
+            state: self.state.clone(),
+        }))
+    }
+
+    /// The store is starting over its engines: expect it to continue from the applied index
+    /// each region's engine state holds, and forget data written without an apply state
+    /// (a restarted store redoes it).
+    pub fn restarted(&self, store_id: u64, kv: &Engine) -> engine::Result<()> {
+        let mut applied = HashMap::new();
+        let lower = [keys::LOCAL_PREFIX, keys::REGION_RAFT_PREFIX];
+        let upper = [keys::LOCAL_PREFIX, keys::REGION_RAFT_PREFIX + 1];
+        let mut it = kv.iter_cf(Cf::Raft, &lower, Some(&upper))?;
+        it.seek_to_first();
+        while let Some((key, value)) = it.item() {
+            if let Some(region) = keys::decode_apply_state_key(key) {
+                let state = RaftApplyState::parse_from_bytes(value).map_err(|source| {
+                    engine::Error::Decode {
+                        key: key.to_vec(),
+                        message: "RaftApplyState",
+                        source,
+                    }
+                })?;
+                applied.insert(region, state.applied_index);
+            }
+            it.next();
+        }
+        it.status()?;
+        let mut s = self.state.lock();
+        if let Some(track) = s.stores.get_mut(&store_id) {
+            track.applied = applied;
+            track.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Takes the violations found so far.
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.state.lock().violations)
+    }
+
+    /// Whether a violation is waiting (cheap; checked after every store event).
+    pub fn has_violations(&self) -> bool {
+        !self.state.lock().violations.is_empty()
+    }
+
+    /// How many applied entries the oracle has checked.
+    pub fn verified_entries(&self) -> u64 {
+        self.state.lock().verified_entries
+    }
+
+    /// How many batches moved several regions at once (checked for order only).
+    pub fn unattributed_batches(&self) -> u64 {
+        self.state.lock().unattributed_batches
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, value: &str) -> DataOp {
+        DataOp {
+            cf: Cf::Default,
+            key: key.as_bytes().to_vec(),
+            value: Some(value.as_bytes().to_vec()),
+        }
+    }
+
+    fn entries(writes: Vec<Vec<DataOp>>) -> Vec<Applied> {
+        writes
+            .into_iter()
+            .enumerate()
+            .map(|(i, writes)| Applied {
+                index: i as u64 + 1,
+                writes,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn whole_commands_in_order_are_accepted() {
+        let (a, b, c) = (put("a", "1"), put("b", "2"), put("c", "3"));
+        let es = entries(vec![vec![a.clone(), b.clone()], vec![], vec![c.clone()]]);
+        assert!(is_whole_commands_in_order(
+            &es,
+            &[a.clone(), b.clone(), c.clone()]
+        ));
+        // A command rejected whole, or all of them.
+        assert!(is_whole_commands_in_order(&es, std::slice::from_ref(&c)));
+        assert!(is_whole_commands_in_order(&es, &[a.clone(), b.clone()]));
+        assert!(is_whole_commands_in_order(&es, &[]));
+        // Backtracking: the first fitting entry is not always the right one.
+        let es = entries(vec![vec![a.clone()], vec![a.clone(), b.clone()]]);
+        assert!(is_whole_commands_in_order(&es, &[a.clone(), b.clone()]));
+    }
+
+    /// The oracle in a live cluster: correct applies pass (and are counted); a store that
+    /// writes data no committed entry holds fails the run inside the event that follows,
+    /// with the seed.
+    #[test]
+    fn a_forged_apply_fails_the_cluster_with_its_seed() {
+        use crate::cluster::{Cluster, ClusterConfig};
+        use engine::Durability;
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        use std::time::Duration;
+
+        let mut cluster = Cluster::new("forged_apply", 3, ClusterConfig::new(3));
+        cluster.must_put(b"k", b"v");
+        cluster.run_for(Duration::from_secs(1));
+        let checked = cluster.world().apply_oracle.verified_entries();
+        assert!(
+            checked >= 3,
+            "each store applied at least the put: {checked}"
+        );
+
+        let kv = cluster.engines(2).kv.clone();
+        let state: RaftApplyState = kv
+            .get_msg_cf(Cf::Raft, &keys::apply_state_key(1))
+            .expect("readable")
+            .expect("store 2 has applied");
+        let mut wb = WriteBatch::new();
+        wb.put_cf(Cf::Default, b"k", b"forged").expect("valid");
+        wb.put_msg_cf(Cf::Raft, &keys::apply_state_key(1), &state)
+            .expect("valid");
+        kv.write(wb, Durability::Buffered).expect("written");
+
+        let panic = catch_unwind(AssertUnwindSafe(|| {
+            cluster.run_for(Duration::from_secs(1));
+        }))
+        .expect_err("the next store event fails the run");
+        let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("apply oracle: store 2 region 1"), "{msg}");
+        assert!(msg.contains("\"k\""), "{msg}");
+        assert!(
+            msg.ends_with("forged_apply failed: replay with LABS_SEED=3"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn twice_partial_reordered_or_foreign_writes_are_refused() {
+        let (a, b, c) = (put("a", "1"), put("b", "2"), put("c", "3"));
+        let es = entries(vec![vec![a.clone(), b.clone()], vec![c.clone()]]);
+        let twice = [a.clone(), b.clone(), c.clone(), c.clone()];
+        assert!(!is_whole_commands_in_order(&es, &twice));
+        assert!(!is_whole_commands_in_order(&es, std::slice::from_ref(&a))); // half a command
+        assert!(!is_whole_commands_in_order(
+            &es,
+            &[c.clone(), a.clone(), b.clone()]
+        ));
+        assert!(!is_whole_commands_in_order(&es, &[put("d", "4")]));
+        assert!(!is_whole_commands_in_order(&es, &[put("c", "other")]));
+    }
+}
