@@ -281,17 +281,19 @@ impl Engine {
         }
         self.commit(
             wb.ops,
-            match durability {
+            Some(match durability {
                 Durability::Sync => PersistMode::SyncData,
                 Durability::Buffered => PersistMode::Buffer,
-            },
+            }),
         )
     }
 
-    /// Commits `ops` as one fjall batch persisted with `mode`.
+    /// Commits `ops` as one fjall batch persisted with `mode` (`None`: left in the journal's
+    /// in-process buffer, as the simulated-durability mode does, which models durability
+    /// itself and so spares a `write` system call per batch).
     #[inline]
-    pub(crate) fn commit(&self, ops: Vec<Op>, mode: PersistMode) -> Result<()> {
-        let mut batch = self.inner.db.batch().durability(Some(mode));
+    pub(crate) fn commit(&self, ops: Vec<Op>, mode: Option<PersistMode>) -> Result<()> {
+        let mut batch = self.inner.db.batch().durability(mode);
         for op in ops {
             let ks = self.keyspace(op.cf)?;
             match op.value {

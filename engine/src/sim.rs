@@ -52,13 +52,13 @@ impl Engine {
         let mut unsynced = journal.lock();
         match durability {
             Durability::Sync => {
-                self.commit(wb.ops, PersistMode::Buffer)?;
+                self.commit(wb.ops, None)?;
                 // This batch and every earlier one are now durable.
                 unsynced.clear();
             }
             Durability::Buffered => {
                 let undo = self.undo_of(&wb)?;
-                self.commit(wb.ops, PersistMode::Buffer)?;
+                self.commit(wb.ops, None)?;
                 unsynced.push(undo);
             }
         }
@@ -126,7 +126,7 @@ impl Engine {
                 value: value.clone(),
             })
             .collect();
-        self.commit(ops, PersistMode::Buffer)?;
+        self.commit(ops, None)?;
         unsynced.clear();
         Ok(lost)
     }

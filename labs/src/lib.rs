@@ -4,8 +4,9 @@
 //! behind the cargo feature of its stage). This library holds what the command does with them:
 //! [`stages`] names the stages and their points, and [`grade`] builds the suite, runs every
 //! test in its own child process under a time limit, and reports a score table plus
-//! Gradescope and JUnit files.
+//! Gradescope and JUnit files. [`bench`] times a stage's suite as `cargo test` runs it.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod grade;
 pub mod stages;

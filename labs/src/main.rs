@@ -1,13 +1,15 @@
 //! `labs`: the course's command line.
 //!
 //! `labs grade` builds the graded suites of a tree, runs every test in its own process and
-//! prints the score table (see `labs grade --help`).
+//! prints the score table (see `labs grade --help`). `labs bench` times the selected stages'
+//! suites as `cargo test` runs them and reports the simulator's virtual/wall ratio.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use labs::bench::{bench, BenchOptions};
 use labs::grade::{grade, GradeOptions};
 use labs::stages::Selection;
 
@@ -46,6 +48,41 @@ enum Cmd {
         #[arg(long)]
         require_full: bool,
     },
+    /// Time the selected stages' suites as `cargo test -p labs --features <stages>` runs
+    /// them (build excluded) and report the virtual time the simulated clusters covered.
+    Bench {
+        /// Stages to run, comma-separated (as for `grade`).
+        #[arg(long, default_value = "2b")]
+        stage: Selection,
+        /// Test threads (default: the number of cores, as `cargo test`).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Runs of the suite; the median wall time is reported.
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
+        /// Build with the release profile instead of the dev profile `cargo test` uses.
+        #[arg(long)]
+        release: bool,
+        /// A wall-time budget in seconds to compare with.
+        #[arg(long)]
+        budget: Option<u64>,
+        /// The tree to measure (default: this workspace).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
+}
+
+fn default_workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
 }
 
 fn main() -> ExitCode {
@@ -59,21 +96,12 @@ fn main() -> ExitCode {
             workspace,
             require_full,
         } => {
-            let workspace = workspace.unwrap_or_else(|| {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                    .parent()
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("."))
-            });
+            let workspace = workspace.unwrap_or_else(default_workspace);
             let opts = GradeOptions {
                 out_dir: workspace.join("target").join("labs"),
                 workspace,
                 selection: stage,
-                jobs: jobs.unwrap_or_else(|| {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(2)
-                }),
+                jobs: jobs.unwrap_or_else(cores),
                 timeout: Duration::from_secs(timeout.max(1)),
                 release: !debug,
             };
@@ -84,6 +112,36 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("labs grade: {e}");
                     ExitCode::from(2)
+                }
+            }
+        }
+        Cmd::Bench {
+            stage,
+            threads,
+            rounds,
+            release,
+            budget,
+            workspace,
+        } => {
+            let opts = BenchOptions {
+                workspace: workspace.unwrap_or_else(default_workspace),
+                selection: stage,
+                release,
+                threads: threads.unwrap_or_else(cores),
+                rounds: rounds.max(1),
+                budget: budget.map(Duration::from_secs),
+            };
+            match bench(&opts) {
+                Ok(report) => match report.print(&opts, &mut std::io::stdout().lock()) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("labs bench: {e}");
+                        ExitCode::from(2)
+                    }
+                },
+                Err(e) => {
+                    eprintln!("labs bench: {e}");
+                    ExitCode::from(1)
                 }
             }
         }
