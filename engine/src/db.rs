@@ -319,6 +319,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Compacts `cf` fully: flushes its memtable and merges all its tables into one sorted
+    /// run, dropping the overwritten versions and tombstones no open snapshot can still see.
+    /// Blocks until done. Reads return the same data before and after; only their cost
+    /// changes (a scan walks every version of a key the LSM tree still holds).
+    ///
+    /// A maintenance operation for after bulk deletes, and for the simulator between the
+    /// phases of a test (standing in for the background compaction a long-running store
+    /// would have done); it rewrites the whole column family, so it has no place on a hot
+    /// path.
+    // fjall exposes memtable rotation and major compaction as public but doc-hidden API;
+    // the engine test `compaction_drops_dead_versions_and_keeps_data` breaks if they change.
+    pub fn compact_cf(&self, cf: Cf) -> Result<()> {
+        let ks = self.keyspace(cf)?;
+        ks.rotate_memtable_and_wait()?;
+        ks.major_compact()?;
+        Ok(())
+    }
+
     /// A point-in-time view of every column family: later writes are invisible to it.
     pub fn snapshot(&self) -> Result<Snapshot> {
         self.check_open()?;

@@ -1163,11 +1163,16 @@ mod tests {
         cluster.start_clients();
         cluster.run_clients_for(Duration::from_millis(500));
         assert!(cluster.workload().acked(0) > 3);
-        // Lose client 0's first put on every store, as a buggy store might.
+        // Lose client 0's first put on every store, as a buggy store might. The apply
+        // oracle sees this write (its own tests cover that); it is told to forget it here,
+        // as after a restart, so that this test checks the client-side oracles.
         for id in cluster.store_ids() {
             let kv = &cluster.engines(id).kv;
             if let Err(e) = kv.delete_cf(Cf::Default, client_key(0, 0).as_bytes()) {
                 panic!("cannot tamper with store {id}: {e}");
+            }
+            if let Err(e) = cluster.world().apply_oracle.restarted(id, kv) {
+                panic!("cannot reset the apply oracle of store {id}: {e}");
             }
         }
         let failed = cluster.sim().run_until_true(Duration::from_secs(5), |w| {

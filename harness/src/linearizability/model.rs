@@ -528,11 +528,26 @@ impl Model for KvModel {
                     for (k, v) in pairs {
                         push(k, get(Some(&v[..]), true));
                     }
+                    // Every other key of the range read as absent. A store answers in key
+                    // order, so one merge walk finds them; a set covers any other order.
+                    let sorted = pairs.windows(2).all(|w| w[0].0 < w[1].0);
+                    let unsorted: std::collections::HashSet<&[u8]> = if sorted {
+                        Default::default()
+                    } else {
+                        pairs.iter().map(|(k, _)| &k[..]).collect()
+                    };
+                    let mut next_pair = pairs.iter().map(|(k, _)| &k[..]).peekable();
                     for k in keys.range(start.clone()..) {
                         if !in_range(k, start, end) {
                             break;
                         }
-                        if !pairs.iter().any(|(pk, _)| pk == k) {
+                        let returned = if sorted {
+                            while next_pair.next_if(|pk| *pk < &k[..]).is_some() {}
+                            next_pair.peek() == Some(&&k[..])
+                        } else {
+                            unsorted.contains(&k[..])
+                        };
+                        if !returned {
                             push(k, get(Some(&[]), true));
                         }
                     }
