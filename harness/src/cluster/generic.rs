@@ -17,6 +17,10 @@
 //!   iteration ends at a quiescent point with every key deleted, so each iteration's history
 //!   is checked on its own; loop scans are recorded partly (see
 //!   [`super::workload::Workload::scan_window`]), the final scans whole.
+//! - Before the deletes of every iteration, every store's replica must hold byte-identical
+//!   data ([`Cluster::must_replicas_converge`], after a write barrier all stores applied),
+//!   and throughout, the apply oracle ([`super::apply_oracle`]) checks every store's applies
+//!   against its raft log.
 
 use std::time::Duration;
 
@@ -130,6 +134,8 @@ pub fn generic_test(name: &str, seed: u64, params: GenericParams) {
             }
         }
         let counts = cluster.check_client_appends();
+        // Every store holds a replica of the one region (no conf change or split in 2b).
+        cluster.must_replicas_converge();
         cluster.delete_client_keys(&counts);
         cluster.check_linearizable();
         cluster.reset_history_at_quiescence();
