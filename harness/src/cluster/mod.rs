@@ -215,14 +215,13 @@ fn cluster_dir() -> std::io::Result<tempfile::TempDir> {
 /// A simulated cluster.
 pub struct Cluster {
     sim: Sim<World>,
-    name: String,
     _dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for Cluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
-            .field("name", &self.name)
+            .field("name", &self.sim.world().name)
             .field("sim", &self.sim)
             .finish()
     }
@@ -282,7 +281,6 @@ impl Cluster {
         };
         let mut cluster = Cluster {
             sim: Sim::new(seed, world),
-            name: name.to_owned(),
             _dir: dir,
         };
         let ids: Vec<u64> = cluster.sim.world().stores.keys().copied().collect();
@@ -415,7 +413,7 @@ impl Drop for Cluster {
         if std::env::var_os("LABS_REPORT_TIME").is_some() {
             eprintln!(
                 "labs-report-time {} virtual_s={:.3} events={} apply_checked={}",
-                self.name,
+                self.sim.world().name,
                 self.sim.now().as_duration().as_secs_f64(),
                 self.sim.events_executed(),
                 self.sim.world().apply_oracle.verified_entries()
