@@ -137,7 +137,7 @@ mod util;
 pub use crate::config::Config;
 pub use crate::errors::{Error, Result, StorageError};
 pub use crate::progress::Progress;
-pub use crate::raft::{Raft, SoftState, StateRole, INVALID_ID};
+pub use crate::raft::{Raft, SnapshotStatus, SoftState, StateRole, INVALID_ID};
 pub use crate::raft_log::RaftLog;
 pub use crate::raw_node::{RawNode, Ready, Status};
 pub use crate::storage::{MemStorage, MemStorageCore, RaftState, Storage};

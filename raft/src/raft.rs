@@ -11,14 +11,26 @@
 //! | `MsgBeat` | local | — | leader: heartbeat every peer |
 //! | `MsgPropose` | local | `entries` | leader: append and replicate; others: `ProposalDropped` |
 //! | `MsgAppend` | leader → follower | `index`/`log_term` = previous entry, `entries`, `commit` | [`Raft::handle_append_entries`] |
-//! | `MsgAppendResponse` | follower → leader | `index` = last matching index; on `reject`, `index` = rejected previous index and `reject_hint` = follower's last index | leader: progress, commit |
+//! | `MsgAppendResponse` | follower → leader | `index` = last matching index; on `reject`, `index` = rejected previous index and `reject_hint` = follower's last index | leader: progress, commit; an index ≥ the snapshot in flight ends snapshot state |
 //! | `MsgRequestVote` | candidate → all | `index`/`log_term` = candidate's last entry | anyone: vote at most once a term for an up-to-date log |
 //! | `MsgRequestVoteResponse` | voter → candidate | `reject` | candidate: count votes |
-//! | `MsgSnapshot` | leader → follower | `snapshot` | [`Raft::handle_snapshot`] |
+//! | `MsgSnapshot` | leader → follower | `snapshot` | [`Raft::handle_snapshot`]; sent when the entries a follower needs are compacted, then the follower is paused (below) |
 //! | `MsgHeartbeat` | leader → follower | `commit` = min(peer's match, committed) | [`Raft::handle_heartbeat`] |
-//! | `MsgHeartbeatResponse` | follower → leader | — | leader: catch up a lagging follower |
+//! | `MsgHeartbeatResponse` | follower → leader | — | leader: catch up a lagging follower (unless paused) |
 //! | `MsgTransferLeader` | local (`from` = transferee) | — | leader: transfer; follower: forward to the leader |
 //! | `MsgTimeoutNow` | leader → transferee | — | member: campaign at once |
+//! | `MsgSnapStatus`, `MsgUnreachable` | — | — | not stepped (refused as invalid): reported through [`Raft::report_snapshot`] and [`Raft::report_unreachable`] |
+//!
+//! **Snapshots in flight.** When a leader sends a peer a snapshot at index `i` it records
+//! `i` in the peer's [`Progress::pending_snapshot`] and leaves `next_idx` alone. While that
+//! is set the peer is *paused*: [`Raft::send_append`] sends it nothing (no append, no second
+//! snapshot), heartbeats still go out, and rejections from it are stale. The state ends
+//! when the peer acknowledges an index ≥ `i` (replication resumes), when the application
+//! reports the transfer ([`SnapshotStatus::Finish`]: probe from `i + 1`;
+//! [`SnapshotStatus::Failure`]: ask storage for a snapshot again on the next trigger), or
+//! when the progress is rebuilt (new leader, peer removed and added). A storage that has no
+//! snapshot yet (`SnapshotTemporarilyUnavailable`) changes nothing: the next heartbeat
+//! response asks again.
 //!
 //! Every message except local ones carries the sender's `term`: a higher term makes the
 //! receiver a follower first; a lower one is ignored.
@@ -40,6 +52,16 @@ pub use crate::util::{is_local_msg, is_response_msg};
 
 /// The id that means "nobody" (no leader known, no vote cast).
 pub const INVALID_ID: u64 = 0;
+
+/// How sending a snapshot to a peer went, as the application reports it with
+/// [`RawNode::report_snapshot`](crate::RawNode::report_snapshot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotStatus {
+    /// The snapshot reached the peer: the leader probes right after it.
+    Finish,
+    /// The snapshot was lost or refused on the way: the leader sends a new one later.
+    Failure,
+}
 
 /// The role of a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -631,7 +653,8 @@ impl<S: Storage> Raft<S> {
     }
 
     /// Sends an append carrying the entries `to` is missing (from its `next_idx`) and the
-    /// commit index; sends a snapshot instead when those entries are compacted. Returns
+    /// commit index; sends a snapshot instead when those entries are compacted. Sends
+    /// nothing while a snapshot to `to` is in flight ([`Progress::is_paused`]). Returns
     /// whether a message was queued.
     pub fn send_append(&mut self, to: u64) -> bool {
         // lab:begin 2ab
@@ -644,6 +667,11 @@ impl<S: Storage> Raft<S> {
         let Some(pr) = self.prs.get(&to) else {
             return false;
         };
+        if pr.is_paused() {
+            // A snapshot is in flight: the follower's answer (or the application's report)
+            // says what to send next.
+            return false;
+        }
         let mut next = pr.next_idx.max(1);
         let prev_term = match self.raft_log.term(next - 1) {
             Ok(t) => t,
@@ -700,19 +728,22 @@ impl<S: Storage> Raft<S> {
         // lab:end 2ab
     }
 
-    // Sends the latest snapshot to `to`; nothing if none is available yet.
+    // Sends the latest snapshot to `to` and records it as in flight (`next_idx` stays);
+    // nothing if storage has none yet. Returns whether a message was queued.
     fn send_snapshot(&mut self, to: u64) -> bool {
         // lab:begin 2c
         // lab:stub todo!("2c: send a snapshot to a peer that needs compacted entries")
         let snap = match self.raft_log.snapshot() {
             Ok(s) => s,
-            // Being generated (or failed): try again on a later trigger.
+            // Being generated (or failed): no state change, so the next trigger (heartbeat
+            // response, proposal) asks again.
             Err(_) => return false,
         };
         let index = snap.get_metadata().index;
-        if let Some(pr) = self.prs.get_mut(&to) {
-            pr.next_idx = index + 1;
-        }
+        let Some(pr) = self.prs.get_mut(&to) else {
+            return false;
+        };
+        pr.become_snapshot(index);
         self.send(Message {
             msg_type: MessageType::MsgSnapshot,
             to,
@@ -720,6 +751,48 @@ impl<S: Storage> Raft<S> {
             ..Default::default()
         });
         true
+        // lab:end 2c
+    }
+
+    /// Takes the application's report on a snapshot this leader sent to `id`: on
+    /// [`SnapshotStatus::Finish`] it probes the peer right after the snapshot (and waits for
+    /// the peer's answer); on [`SnapshotStatus::Failure`] the next trigger asks storage for a
+    /// snapshot again. Ignored unless this node leads and has a snapshot in flight to `id`
+    /// (a late or repeated report).
+    pub fn report_snapshot(&mut self, id: u64, status: SnapshotStatus) {
+        // lab:begin 2c
+        // lab:stub let _ = (id, status);
+        if self.state != StateRole::Leader {
+            return;
+        }
+        let Some(pr) = self.prs.get_mut(&id) else {
+            return;
+        };
+        if !pr.is_paused() {
+            return;
+        }
+        match status {
+            SnapshotStatus::Finish => pr.become_probe(),
+            SnapshotStatus::Failure => pr.snapshot_failure(),
+        }
+        // lab:end 2c
+    }
+
+    /// Takes the application's report that the transport could not reach `id`: unless a
+    /// snapshot to it is in flight, `next_idx` falls back to `matched + 1`, so that appends
+    /// that may be lost are sent again on the next trigger. Ignored unless this node leads
+    /// and `id` is another member.
+    pub fn report_unreachable(&mut self, id: u64) {
+        // lab:begin 2c
+        // lab:stub let _ = id;
+        if self.state != StateRole::Leader || id == self.id {
+            return;
+        }
+        if let Some(pr) = self.prs.get_mut(&id) {
+            if !pr.is_paused() {
+                pr.become_probe();
+            }
+        }
         // lab:end 2c
     }
 
@@ -822,7 +895,9 @@ impl<S: Storage> Raft<S> {
             let Some(pr) = self.prs.get_mut(&m.from) else {
                 return;
             };
-            if pr.maybe_decr_to(m.index, hint) {
+            // While a snapshot is in flight, a rejection answers an append sent before it:
+            // stale. The snapshot's acknowledgement (or report) decides what comes next.
+            if !pr.is_paused() && pr.maybe_decr_to(m.index, hint) {
                 self.send_append(m.from);
             }
             return;
@@ -831,11 +906,18 @@ impl<S: Storage> Raft<S> {
         let Some(pr) = self.prs.get_mut(&m.from) else {
             return;
         };
+        let was_paused = pr.is_paused();
         if m.index > last || !pr.maybe_update(m.index) {
             return;
         }
+        // The follower installed the snapshot in flight (if any): replicate again.
+        pr.maybe_end_snapshot();
         if self.maybe_commit() {
             self.bcast_append();
+        } else if was_paused {
+            // Nothing was sent while paused: send what the follower lacks (at least the
+            // commit index).
+            self.send_append(m.from);
         }
         self.maybe_finish_transfer(m.from);
         // lab:end 2ab

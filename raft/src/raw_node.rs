@@ -6,7 +6,11 @@
 //! 2. when [`RawNode::has_ready`], take the [`Ready`]: apply its snapshot and append its
 //!    entries and hard state to storage, then send its messages, then apply its committed
 //!    entries;
-//! 3. hand it back with [`RawNode::advance`].
+//! 3. hand it back with [`RawNode::advance`];
+//! 4. tell the node what became of what it sent: [`RawNode::report_snapshot`] once a
+//!    `MsgSnapshot` reached its peer or failed to (a leader sends a peer nothing but
+//!    heartbeats while a snapshot to it is in flight), [`RawNode::report_unreachable`] when
+//!    the transport could not reach a peer.
 
 use std::collections::BTreeMap;
 
@@ -19,7 +23,7 @@ use crate::eraftpb::{
 };
 use crate::errors::{Error, Result};
 use crate::progress::Progress;
-use crate::raft::{is_local_msg, is_response_msg, Raft, SoftState};
+use crate::raft::{is_local_msg, is_response_msg, Raft, SnapshotStatus, SoftState};
 use crate::storage::Storage;
 
 /// The work a node hands to the application: persist `snapshot`, `entries` and
@@ -155,9 +159,11 @@ impl<S: Storage> RawNode<S> {
         // lab:end 3a
     }
 
-    /// Steps a message received from another node. Local messages (`MsgHup`, `MsgBeat`)
-    /// fail with [`Error::StepLocalMsg`]; responses from a node outside the membership
-    /// with [`Error::StepPeerNotFound`].
+    /// Steps a message received from another node. Local messages (`MsgHup`, `MsgBeat`,
+    /// and `MsgSnapStatus` / `MsgUnreachable`, whose reports go through
+    /// [`RawNode::report_snapshot`] / [`RawNode::report_unreachable`]) fail with
+    /// [`Error::StepLocalMsg`]; responses from a node outside the membership with
+    /// [`Error::StepPeerNotFound`].
     pub fn step(&mut self, m: Message) -> Result<()> {
         if is_local_msg(m.msg_type) {
             return Err(Error::StepLocalMsg);
@@ -175,6 +181,19 @@ impl<S: Storage> RawNode<S> {
             from: transferee,
             ..Default::default()
         });
+    }
+
+    /// Reports how sending a `MsgSnapshot` to `id` went. The transport must report every
+    /// snapshot it was handed: until then (or until the peer acknowledges the snapshot) the
+    /// leader sends `id` heartbeats only. See [`Raft::report_snapshot`].
+    pub fn report_snapshot(&mut self, id: u64, status: SnapshotStatus) {
+        self.raft.report_snapshot(id, status);
+    }
+
+    /// Reports that the transport could not reach `id` (a message to it was lost). See
+    /// [`Raft::report_unreachable`].
+    pub fn report_unreachable(&mut self, id: u64) {
+        self.raft.report_unreachable(id);
     }
 
     /// Whether there is anything to persist, send or apply.

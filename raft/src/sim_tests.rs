@@ -8,8 +8,8 @@ use protobuf::Message as _;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::eraftpb::{ConfChange, ConfChangeType, EntryType, Message};
-use crate::{Config, MemStorage, RawNode, StateRole};
+use crate::eraftpb::{ConfChange, ConfChangeType, EntryType, Message, MessageType};
+use crate::{Config, MemStorage, RawNode, SnapshotStatus, StateRole};
 
 struct Node {
     raw: RawNode<MemStorage>,
@@ -147,22 +147,38 @@ impl Sim {
         }
         let i = self.rng.gen_range(0..self.net.len());
         let m = self.net.swap_remove(i);
-        if self.removed.contains(&m.from) || self.removed.contains(&m.to) {
+        let lost = self.removed.contains(&m.from)
+            || self.removed.contains(&m.to)
+            || (lossy
+                && (self.rng.gen_bool(self.drop_rate)
+                    || self.isolated == Some(m.from)
+                    || self.isolated == Some(m.to)));
+        if lost {
+            self.report_snapshot(&m, SnapshotStatus::Failure);
             return;
         }
-        if lossy {
-            if self.rng.gen_bool(self.drop_rate) {
-                return;
-            }
-            if self.isolated == Some(m.from) || self.isolated == Some(m.to) {
-                return;
-            }
-            if self.rng.gen_bool(0.05) {
-                self.net.push(m.clone());
+        if lossy && self.rng.gen_bool(0.05) {
+            self.net.push(m.clone());
+        }
+        let snap = m.msg_type == MessageType::MsgSnapshot;
+        let (from, to) = (m.from, m.to);
+        if let Some(n) = self.nodes.get_mut(&to) {
+            let _ = n.raw.step(m);
+        }
+        if snap {
+            if let Some(n) = self.nodes.get_mut(&from) {
+                n.raw.report_snapshot(to, SnapshotStatus::Finish);
             }
         }
-        if let Some(n) = self.nodes.get_mut(&m.to) {
-            let _ = n.raw.step(m);
+    }
+
+    // Tells the sender of a snapshot how its transfer went, as a transport does.
+    fn report_snapshot(&mut self, m: &Message, status: SnapshotStatus) {
+        if m.msg_type != MessageType::MsgSnapshot {
+            return;
+        }
+        if let Some(n) = self.nodes.get_mut(&m.from) {
+            n.raw.report_snapshot(m.to, status);
         }
     }
 

@@ -323,7 +323,11 @@ fn snapshot_temporarily_unavailable_sends_nothing() {
     let out = r.read_messages();
     assert_eq!(out[0].msg_type, MessageType::MsgSnapshot);
     assert_eq!(out[0].get_snapshot().get_metadata().index, 5);
-    assert_eq!(r.prs[&2].next_idx, 6);
+    // The snapshot is in flight: `next_idx` stays, and nothing more goes out until the
+    // follower acknowledges it or the application reports on it.
+    assert_eq!((r.prs[&2].next_idx, r.prs[&2].pending_snapshot), (3, 5));
+    assert!(!r.send_append(2));
+    assert!(r.read_messages().is_empty());
 }
 
 #[test]
