@@ -1,10 +1,16 @@
 //! The in-memory, synchronous network of raft nodes: FIFO delivery until quiet, with seeded
 //! drops, cut links, isolated nodes and ignored message types.
+//!
+//! Like a real transport, the network tells the sender of every `MsgSnapshot` how it went
+//! ([`Raft::report_snapshot`](raft::Raft::report_snapshot)): `Failure` when it drops the
+//! message (a filter, a black hole, an unknown id), `Finish` once the receiver stepped it.
+//! A leader keeps a peer paused while a snapshot to it is in flight, so without the reports
+//! a lost snapshot would stop replication to that peer for good.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use raft::eraftpb::{Message, MessageType};
-use raft::{Config, MemStorage};
+use raft::{Config, MemStorage, SnapshotStatus};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -37,7 +43,9 @@ pub type MessageHook = Box<dyn FnMut(&Message) -> bool>;
 /// Nodes exchanging messages in memory, one message at a time, in FIFO order.
 ///
 /// Slots are numbered `1..=n`. Only messages produced by nodes are filtered; the messages a
-/// test hands to [`Network::send`] are always delivered.
+/// test hands to [`Network::send`] are always delivered (unless addressed to a black hole).
+/// The sender of a `MsgSnapshot` hears how it went, as from a real transport (see the
+/// module docs).
 pub struct Network {
     /// The nodes by id; `None` is a black hole.
     pub peers: BTreeMap<u64, Option<TestRaft>>,
@@ -139,7 +147,10 @@ impl Network {
     }
 
     /// Delivers `msgs`, then everything the nodes produce in answer, in FIFO order, until no
-    /// message is left. `msgs` themselves are not filtered; node output is.
+    /// message is left. `msgs` themselves are not filtered; node output is. After a
+    /// `MsgSnapshot` is stepped, its sender gets `report_snapshot(to, Finish)`; one sent to
+    /// a black hole or an unknown id is lost, and its sender gets `Failure`. Whatever a
+    /// report makes the sender queue goes out with the sender's next answer.
     ///
     /// # Panics
     /// If a node produces a `MsgHup`, or the network is still busy after
@@ -153,21 +164,32 @@ impl Network {
                 delivered <= MAX_DELIVERIES,
                 "the network did not quiesce after {MAX_DELIVERIES} deliveries; last message {m:?}"
             );
-            let out = match self.peers.get_mut(&m.to) {
+            let (from, to) = (m.from, m.to);
+            let snapshot = m.msg_type == MessageType::MsgSnapshot;
+            let out = match self.peers.get_mut(&to) {
                 Some(Some(r)) => {
                     // Errors are part of the protocol here (a dropped proposal, say).
                     let _ = r.step(m);
                     r.read_messages()
                 }
                 // A black hole, or an id outside the network: the message is lost.
-                _ => continue,
+                _ => {
+                    if snapshot {
+                        self.report_snapshot(from, to, SnapshotStatus::Failure);
+                    }
+                    continue;
+                }
             };
+            if snapshot {
+                self.report_snapshot(from, to, SnapshotStatus::Finish);
+            }
             let kept = self.filter(out);
             queue.extend(kept);
         }
     }
 
-    /// Applies the filters to messages produced by a node.
+    /// Applies the filters to messages produced by a node. The sender of a `MsgSnapshot`
+    /// they drop gets `report_snapshot(to, Failure)`.
     ///
     /// # Panics
     /// If one of them is a `MsgHup` (local only: a node must never send it).
@@ -181,21 +203,35 @@ impl Network {
                 m.from,
                 m.to
             );
-            if self.ignored.contains(&(m.msg_type as i32)) {
-                continue;
+            if self.keeps(&m) {
+                kept.push(m);
+            } else if m.msg_type == MessageType::MsgSnapshot {
+                self.report_snapshot(m.from, m.to, SnapshotStatus::Failure);
             }
-            let perc = self.drops.get(&(m.from, m.to)).copied().unwrap_or(0.0);
-            if perc > 0.0 && self.rng.gen::<f64>() < perc {
-                continue;
-            }
-            if let Some(hook) = self.hook.as_mut() {
-                if !hook(&m) {
-                    continue;
-                }
-            }
-            kept.push(m);
         }
         kept
+    }
+
+    // Whether the filters let `m` through (ignored types, drops, then the hook).
+    fn keeps(&mut self, m: &Message) -> bool {
+        if self.ignored.contains(&(m.msg_type as i32)) {
+            return false;
+        }
+        let perc = self.drops.get(&(m.from, m.to)).copied().unwrap_or(0.0);
+        if perc > 0.0 && self.rng.gen::<f64>() < perc {
+            return false;
+        }
+        match self.hook.as_mut() {
+            Some(hook) => hook(m),
+            None => true,
+        }
+    }
+
+    // Tells node `from` (if it is a node of this network) how its snapshot to `to` went.
+    fn report_snapshot(&mut self, from: u64, to: u64, status: SnapshotStatus) {
+        if let Some(Some(r)) = self.peers.get_mut(&from) {
+            r.report_snapshot(to, status);
+        }
     }
 
     /// Drops messages `from -> to` with probability `perc` (0.0 ..= 1.0).
@@ -303,6 +339,95 @@ mod tests {
         assert_eq!(a, run(7), "the same seed drops the same messages");
         let kept: usize = a.iter().sum();
         assert!((60..=140).contains(&kept), "kept {kept} of 200 at 50% drop");
+    }
+
+    /// Node 1 leads {1, 2, 3}; node 3 missed entries that node 1 then compacted away, so
+    /// the next catch-up needs a snapshot.
+    fn leader_with_compacted_log() -> Network {
+        let mut net = Network::with_seed(vec![Slot::New, Slot::New, Slot::New], 1);
+        net.send(vec![new_message(1, 1, MessageType::MsgHup, 0)]);
+        net.isolate(3);
+        for _ in 0..5 {
+            let mut m = new_message(1, 1, MessageType::MsgPropose, 0);
+            m.entries = vec![raft::eraftpb::Entry::default()].into();
+            net.send(vec![m]);
+        }
+        let s1 = net.storage_of(1);
+        let lead = net.peer_mut(1);
+        crate::raft_net::next_ents(lead, &s1);
+        let applied = lead.raft_log.applied;
+        let mut core = s1.wl();
+        core.create_snapshot(
+            applied,
+            Some(crate::raft_net::conf_state(&[1, 2, 3])),
+            Vec::new(),
+        )
+        .expect("create snapshot");
+        core.compact(applied).expect("compact");
+        drop(core);
+        // The log forgets what storage compacted (as `RawNode::advance` would make it).
+        lead.raft_log.maybe_compact();
+        net.recover();
+        net
+    }
+
+    #[test]
+    fn snapshots_are_reported_to_their_sender() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+
+        let mut net = leader_with_compacted_log();
+        let applied = net.peer(1).raft_log.applied;
+        // The hook loses every snapshot: the leader hears `Failure` and may send another.
+        let sent = Rc::new(Cell::new(0));
+        let counter = Rc::clone(&sent);
+        net.set_hook(move |m| {
+            let snap = m.msg_type == MessageType::MsgSnapshot;
+            counter.set(counter.get() + u32::from(snap));
+            !snap
+        });
+        let beat = new_message(1, 1, MessageType::MsgBeat, 0);
+        net.send(vec![beat.clone()]);
+        assert_eq!(sent.get(), 1, "one snapshot per heartbeat response");
+        assert_eq!(net.peer(1).prs[&3].pending_snapshot, 0, "failure reported");
+        net.send(vec![beat.clone()]);
+        assert_eq!(sent.get(), 2, "a lost snapshot is sent again");
+        // Delivered: `Finish`, then node 3's acknowledgement, and it catches up.
+        net.set_hook(|_| true);
+        net.send(vec![beat]);
+        let pr = net.peer(1).prs[&3];
+        assert_eq!(pr.pending_snapshot, 0);
+        assert!(pr.matched >= applied, "{pr:?}");
+        assert_eq!(
+            net.peer(3).raft_log.committed,
+            net.peer(1).raft_log.committed
+        );
+    }
+
+    #[test]
+    fn a_snapshot_to_a_black_hole_is_reported_lost() {
+        let mut net = leader_with_compacted_log();
+        let lead = net.peers.remove(&1).flatten().expect("node 1");
+        // Node 1 in a network where slot 3 swallows everything: it must not stay paused.
+        let slots = vec![Slot::from(lead), Slot::BlackHole, Slot::BlackHole];
+        let mut net = Network::with_seed(slots, 1);
+        net.peer_mut(1)
+            .prs
+            .get_mut(&3)
+            .expect("progress of 3")
+            .next_idx = 2;
+        let sent = std::rc::Rc::new(std::cell::Cell::new(0));
+        let counter = std::rc::Rc::clone(&sent);
+        net.set_hook(move |m| {
+            counter.set(counter.get() + u32::from(m.msg_type == MessageType::MsgSnapshot));
+            true
+        });
+        let mut resp = new_message(3, 1, MessageType::MsgHeartbeatResponse, 0);
+        resp.term = net.peer(1).term;
+        net.send(vec![resp]);
+        assert_eq!(sent.get(), 1, "node 1 sent node 3 a snapshot");
+        let pr = net.peer(1).prs[&3];
+        assert_eq!((pr.pending_snapshot, pr.next_idx), (0, 2), "{pr:?}");
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!
 //! Stage 2AB drives `Raft` directly (persisting like the `next_ents` helper does), so it needs
 //! nothing beyond 2A; stage 2C drives `RawNode` and its `Ready`s, with snapshots; stage 3A
-//! adds leader transfers.
+//! adds leader transfers. Like a transport, the network reports every `MsgSnapshot` to its
+//! sender: `Failure` when it is lost (dropped, or across a partition), `Finish` once
+//! delivered.
 
 // Each stage feature uses a part of this module.
 #![cfg_attr(
@@ -24,7 +26,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config as PtConfig, RngSeed, TestCaseError, TestError, TestRunner};
-use raft::Storage;
+use raft::{SnapshotStatus, Storage};
 
 use crate::raft_common::*;
 
@@ -367,11 +369,39 @@ impl Cluster {
         if from == 0 || to == 0 || from > self.nodes.len() || to > self.nodes.len() {
             return Err(format!("a node sent a message with bad addresses: {m:?}"));
         }
+        let snapshot = m.msg_type == MsgSnapshot;
         if self.group[from - 1] != self.group[to - 1] {
+            if snapshot {
+                return self.report_snapshot(from - 1, m.to, SnapshotStatus::Failure);
+            }
             return Ok(());
         }
         self.step(to - 1, m);
-        self.process(to - 1)
+        self.process(to - 1)?;
+        if snapshot {
+            self.report_snapshot(from - 1, to as u64, SnapshotStatus::Finish)?;
+        }
+        Ok(())
+    }
+
+    /// Loses the message in flight at `pos`; a lost snapshot is reported to its sender.
+    fn lose(&mut self, pos: usize) -> Check {
+        let m = self.inflight.remove(pos);
+        let from = m.from as usize;
+        if m.msg_type == MsgSnapshot && (1..=self.nodes.len()).contains(&from) {
+            return self.report_snapshot(from - 1, m.to, SnapshotStatus::Failure);
+        }
+        Ok(())
+    }
+
+    /// Tells node `i` how its snapshot to `to` went, as a transport does, then processes
+    /// what the report produced.
+    fn report_snapshot(&mut self, i: usize, to: u64, status: SnapshotStatus) -> Check {
+        match &mut self.nodes[i].driver {
+            Driver::Bare(r) => r.report_snapshot(to, status),
+            Driver::Raw(n) => n.report_snapshot(to, status),
+        }
+        self.process(i)
     }
 
     fn run(&mut self, op: &Op) -> Check {
@@ -412,7 +442,7 @@ impl Cluster {
             Op::Drop(k) => {
                 if !self.inflight.is_empty() {
                     let pos = k % self.inflight.len();
-                    self.inflight.remove(pos);
+                    self.lose(pos)?;
                 }
             }
             Op::Duplicate(k) => {
