@@ -331,6 +331,38 @@ fn snapshot_temporarily_unavailable_sends_nothing() {
 }
 
 #[test]
+fn snapshot_reports_cannot_come_from_the_network() {
+    let s = MemStorage::new();
+    let ents: Vec<Entry> = (1..=5).map(|i| entry(i, 1, b"")).collect();
+    s.wl().append(&ents).unwrap();
+    s.wl().create_snapshot(5, None, vec![]).unwrap();
+    s.wl().compact(5).unwrap();
+    let mut n = RawNode::new(&config(1, &[1, 2]), s).unwrap();
+    n.raft.term = 1;
+    n.raft.become_candidate();
+    n.raft.become_leader();
+    n.raft.prs.get_mut(&2).unwrap().next_idx = 3;
+    assert!(n.raft.send_append(2));
+    let _ = n.raft.read_messages();
+    let term = n.raft.term;
+    let before = n.raft.prs[&2];
+    assert_eq!(before.pending_snapshot, 5);
+    for t in [MessageType::MsgSnapStatus, MessageType::MsgUnreachable] {
+        let mut m = msg(2, 1, t, term);
+        assert_eq!(n.step(m.clone()), Err(Error::StepLocalMsg), "{t:?}");
+        m.reject = true;
+        assert!(
+            matches!(n.raft.step(m), Err(Error::InvalidMessage(_))),
+            "{t:?}"
+        );
+    }
+    assert_eq!(n.raft.prs[&2], before);
+    // The application's reports do reach it.
+    n.report_snapshot(2, crate::SnapshotStatus::Failure);
+    assert_eq!(n.raft.prs[&2].pending_snapshot, 0);
+}
+
+#[test]
 fn leader_transfer_is_abandoned_after_an_election_timeout() {
     let mut net = Net::new(3);
     net.send(msg(1, 1, MessageType::MsgHup, 0));

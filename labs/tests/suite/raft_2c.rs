@@ -1,7 +1,12 @@
 //! Stage 2C, raft side: snapshots in the raft core (7 tests, `raft_test.go` and
 //! `rawnode_test.go` of the original). The cluster side needs the simulator and comes later.
+//!
+//! Beyond the original (9 tests, after them below): the leader tracks the snapshot it sent,
+//! as etcd and raft-rs do, pausing the peer until it acknowledges the snapshot or the
+//! application reports on it (`report_snapshot`, `report_unreachable`).
 
 use crate::raft_common::*;
+use raft::{Raft, SnapshotStatus};
 
 /// A node restarted over a storage holding a snapshot starts applying after it.
 #[test]
@@ -165,4 +170,462 @@ fn slow_node_restore_2c() {
         lead.raft_log.last_index(),
         "last index"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Beyond the original: a leader tracks the snapshot it sent (as etcd and raft-rs do). While a
+// snapshot to a peer is in flight (`Progress::pending_snapshot`), the leader sends that peer
+// heartbeats only; the peer's acknowledgement or the application's report
+// (`report_snapshot`) ends the state.
+// ---------------------------------------------------------------------------------------
+
+/// The index of the snapshot in [`compacted_storage`].
+const SNAP_INDEX: u64 = 5;
+
+/// Storage of a group {1, 2, 3}: entries 1..=5 of term 1, committed, snapshotted at 5 and
+/// compacted up to it.
+fn compacted_storage() -> MemStorage {
+    let s = MemStorage::new_with_conf_state(vec![1, 2, 3]);
+    {
+        let mut core = s.wl();
+        core.append(&ents_of_terms(&[1; SNAP_INDEX as usize]))
+            .expect("append");
+        core.set_hard_state(hard_state(1, SNAP_INDEX));
+        core.create_snapshot(SNAP_INDEX, None, Vec::new())
+            .expect("create snapshot");
+        core.compact(SNAP_INDEX).expect("compact");
+    }
+    s
+}
+
+/// The config of node 1 of {1, 2, 3}.
+fn node_1_config() -> Config {
+    let mut c = new_test_config(1, 10, 1);
+    c.peers = vec![1, 2, 3];
+    c
+}
+
+/// `MsgAppendResponse` from `from` to node 1 acknowledging `index`.
+fn append_ack(from: u64, term: u64, index: u64) -> Message {
+    let mut m = new_message(from, 1, MsgAppendResponse, term);
+    m.index = index;
+    m
+}
+
+/// `MsgAppendResponse` from `from` rejecting an append whose previous index was `index`; the
+/// follower's log ends at `hint`, of term 1.
+fn append_reject(from: u64, term: u64, index: u64, hint: u64) -> Message {
+    let mut m = append_ack(from, term, index);
+    m.reject = true;
+    m.reject_hint = hint;
+    m.log_term = 1;
+    m
+}
+
+/// `MsgHeartbeatResponse` from `from` to node 1.
+fn heartbeat_ack(from: u64, term: u64) -> Message {
+    new_message(from, 1, MsgHeartbeatResponse, term)
+}
+
+/// Makes node 1 (over [`compacted_storage`] or a wrapper of it) leader of term 2 with its
+/// no-op at 6, acknowledged by node 3 (so 6 is committed); then node 2 rejects the no-op's
+/// append: its log ends at 2, and the entries after 2 are compacted, so the leader needs a
+/// snapshot for it. Returns the outbox after that rejection.
+fn elect_with_node_2_behind<S: raft::Storage>(r: &mut Raft<S>) -> Vec<Message> {
+    r.become_candidate();
+    r.become_leader();
+    assert_eq!(
+        (r.term, r.raft_log.last_index()),
+        (2, 6),
+        "leader's term and log"
+    );
+    r.read_messages();
+    r.step(append_ack(3, 2, 6)).expect("node 3's ack");
+    assert_eq!(r.raft_log.committed, 6, "node 3's ack commits the no-op");
+    r.read_messages();
+    r.step(append_reject(2, 2, 5, 2))
+        .expect("node 2's rejection");
+    r.read_messages()
+}
+
+/// [`elect_with_node_2_behind`] over [`compacted_storage`], checking that the rejection
+/// produced exactly one `MsgSnapshot` to node 2.
+fn leader_sent_snapshot_to_2() -> TestRaft {
+    let mut r = new_test_raft_with_config(&node_1_config(), compacted_storage());
+    let msgs = elect_with_node_2_behind(&mut r);
+    assert_snapshot_sent(&r, &msgs);
+    r
+}
+
+/// As [`leader_sent_snapshot_to_2`], through a `RawNode`.
+fn raw_leader_sent_snapshot_to_2() -> RawNode<MemStorage> {
+    let mut node = RawNode::new(&node_1_config(), compacted_storage()).expect("RawNode::new");
+    let msgs = elect_with_node_2_behind(&mut node.raft);
+    assert_snapshot_sent(&node.raft, &msgs);
+    node
+}
+
+/// `msgs` is exactly one `MsgSnapshot` to node 2 at [`SNAP_INDEX`], and node 2's progress
+/// records it as in flight with `next_idx` left where the rejection put it (3).
+fn assert_snapshot_sent<S: raft::Storage>(r: &Raft<S>, msgs: &[Message]) {
+    assert_eq!(msgs.len(), 1, "exactly one message, got {msgs:?}");
+    let m = &msgs[0];
+    assert_eq!(
+        (m.msg_type, m.to, m.term),
+        (MsgSnapshot, 2, r.term),
+        "{m:?}"
+    );
+    assert_eq!(m.get_snapshot().get_metadata().index, SNAP_INDEX, "{m:?}");
+    let pr = r.prs[&2];
+    assert_eq!(
+        (pr.pending_snapshot, pr.next_idx),
+        (SNAP_INDEX, 3),
+        "node 2's progress after the snapshot went out: {pr:?}"
+    );
+}
+
+/// The messages to `to` among `msgs`.
+fn to_node(msgs: &[Message], to: u64) -> Vec<Message> {
+    msgs.iter().filter(|m| m.to == to).cloned().collect()
+}
+
+/// While a snapshot to a peer is in flight, the leader sends it heartbeats only: no appends
+/// on proposals, commits or heartbeat responses.
+///
+/// Catches a leader that keeps replicating to (or probing) a peer that is installing a
+/// snapshot, and one that stops heartbeating it.
+#[test]
+fn pending_snapshot_pauses_replication_2c() {
+    let mut r = leader_sent_snapshot_to_2();
+    let _ = r.step(propose(1, 1, b"a"));
+    let msgs = r.read_messages();
+    assert!(
+        to_node(&msgs, 2).is_empty(),
+        "a proposal sent node 2 {msgs:?}"
+    );
+    assert_eq!(
+        to_node(&msgs, 3)
+            .iter()
+            .map(|m| m.msg_type)
+            .collect::<Vec<_>>(),
+        vec![MsgAppend],
+        "node 3 still gets the proposal: {msgs:?}"
+    );
+    // Node 3 acknowledges: the commit moves, and node 2 still gets nothing.
+    r.step(append_ack(3, 2, 7)).expect("node 3's ack");
+    assert_eq!(r.raft_log.committed, 7);
+    let msgs = r.read_messages();
+    assert!(
+        to_node(&msgs, 2).is_empty(),
+        "a commit sent node 2 {msgs:?}"
+    );
+    r.step(heartbeat_ack(2, 2)).expect("heartbeat response");
+    let msgs = r.read_messages();
+    assert!(
+        msgs.is_empty(),
+        "a heartbeat response from node 2 sent {msgs:?}"
+    );
+    // Heartbeats still go out.
+    r.step(beat(1)).expect("beat");
+    let msgs = to_node(&r.read_messages(), 2);
+    assert_eq!(
+        msgs.iter().map(|m| m.msg_type).collect::<Vec<_>>(),
+        vec![MsgHeartbeat],
+        "{msgs:?}"
+    );
+    assert_eq!(r.prs[&2].pending_snapshot, SNAP_INDEX, "still in flight");
+}
+
+/// A snapshot in flight is not sent again, however many heartbeat responses come in.
+///
+/// Catches a leader that asks storage for (and sends) a new snapshot on every heartbeat
+/// response because sending one did not change the peer's progress.
+#[test]
+fn snapshot_sent_once_per_generation_2c() {
+    let mut r = leader_sent_snapshot_to_2();
+    let mut snapshots = 0;
+    for _ in 0..20 {
+        r.step(heartbeat_ack(2, 2)).expect("heartbeat response");
+        r.tick();
+        snapshots += r
+            .read_messages()
+            .iter()
+            .filter(|m| m.msg_type == MsgSnapshot)
+            .count();
+    }
+    assert_eq!(snapshots, 0, "snapshots sent again while one is in flight");
+    assert_eq!(r.prs[&2].pending_snapshot, SNAP_INDEX);
+}
+
+/// A rejection from a peer with a snapshot in flight answers an append sent before the
+/// snapshot: it is stale and sends nothing.
+///
+/// Catches a leader that backs off and probes (or sends a second snapshot) on an old
+/// rejection while the peer is installing the snapshot.
+#[test]
+fn rejection_during_snapshot_is_stale_2c() {
+    let mut r = leader_sent_snapshot_to_2();
+    // Rejections of the no-op's append (again), of an earlier one, and of a probe below
+    // the snapshot.
+    for (index, hint) in [(5, 2), (6, 2), (2, 1)] {
+        r.step(append_reject(2, 2, index, hint))
+            .expect("old rejection");
+        let msgs = r.read_messages();
+        assert!(
+            msgs.is_empty(),
+            "a stale rejection (index {index}) sent {msgs:?}"
+        );
+        assert_eq!(r.prs[&2].pending_snapshot, SNAP_INDEX, "{:?}", r.prs[&2]);
+    }
+}
+
+/// `report_snapshot(id, Failure)` ends the snapshot state without moving `next_idx`; the next
+/// trigger sends a new snapshot.
+///
+/// Catches a leader that ignores a failure report (the peer would stay paused for good) or
+/// that treats it as a success (probing past a snapshot the peer never got).
+#[test]
+fn snapshot_failure_resends_2c() {
+    let mut node = raw_leader_sent_snapshot_to_2();
+    node.report_snapshot(2, SnapshotStatus::Failure);
+    let pr = node.raft.prs[&2];
+    assert_eq!((pr.pending_snapshot, pr.next_idx), (0, 3), "{pr:?}");
+    // The next heartbeat response asks storage again and sends one snapshot.
+    node.raft
+        .step(heartbeat_ack(2, 2))
+        .expect("heartbeat response");
+    let msgs = node.raft.read_messages();
+    assert_snapshot_sent(&node.raft, &msgs);
+}
+
+/// `report_snapshot(id, Finish)` ends the snapshot state and probes right after the snapshot
+/// (`next_idx = max(matched + 1, snapshot index + 1)`), sending nothing until a trigger.
+///
+/// Catches a leader that leaves the peer paused after a successful transfer, or that probes
+/// from the old `next_idx` (below the compacted prefix) and sends a second snapshot.
+#[test]
+fn snapshot_finish_probes_after_it_2c() {
+    let mut node = raw_leader_sent_snapshot_to_2();
+    node.report_snapshot(2, SnapshotStatus::Finish);
+    let pr = node.raft.prs[&2];
+    assert_eq!(
+        (pr.pending_snapshot, pr.next_idx),
+        (0, SNAP_INDEX + 1),
+        "{pr:?}"
+    );
+    let msgs = node.raft.read_messages();
+    assert!(msgs.is_empty(), "the report itself sent {msgs:?}");
+    // A second report (late or repeated) changes nothing.
+    node.report_snapshot(2, SnapshotStatus::Failure);
+    assert_eq!(node.raft.prs[&2], pr);
+    // The next heartbeat response probes right after the snapshot.
+    node.raft
+        .step(heartbeat_ack(2, 2))
+        .expect("heartbeat response");
+    let msgs = node.raft.read_messages();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let m = &msgs[0];
+    assert_eq!(
+        (m.msg_type, m.to, m.index, m.log_term),
+        (MsgAppend, 2, SNAP_INDEX, 1),
+        "{m:?}"
+    );
+    assert_eq!(index_terms(&m.entries), vec![(6, 2)], "{m:?}");
+}
+
+/// An append response acknowledging an index at or past the snapshot (the peer installed it)
+/// ends the snapshot state, and replication resumes at once; an acknowledgement below it
+/// does not.
+///
+/// Catches a leader that waits for a report that may never come once the follower has
+/// answered, or that resumes on an acknowledgement the snapshot does not cover.
+#[test]
+fn snapshot_acknowledged_clears_pending_2c() {
+    let mut r = leader_sent_snapshot_to_2();
+    // An old acknowledgement below the snapshot: still paused.
+    r.step(append_ack(2, 2, 2)).expect("old ack");
+    assert_eq!(r.prs[&2].pending_snapshot, SNAP_INDEX);
+    assert!(r.read_messages().is_empty());
+    // Node 2 installed the snapshot.
+    r.step(append_ack(2, 2, SNAP_INDEX))
+        .expect("ack of the snapshot");
+    let pr = r.prs[&2];
+    assert_eq!(pr.pending_snapshot, 0, "{pr:?}");
+    assert_eq!(pr.matched, SNAP_INDEX, "{pr:?}");
+    let msgs = r.read_messages();
+    assert_eq!(
+        msgs.len(),
+        1,
+        "what node 2 lacks goes out at once: {msgs:?}"
+    );
+    let m = &msgs[0];
+    assert_eq!(
+        (m.msg_type, m.to, m.index, m.commit),
+        (MsgAppend, 2, SNAP_INDEX, 6),
+        "{m:?}"
+    );
+    assert_eq!(index_terms(&m.entries), vec![(6, 2)], "{m:?}");
+    // Proposals reach node 2 again.
+    let _ = r.step(propose(1, 1, b"b"));
+    let msgs = to_node(&r.read_messages(), 2);
+    assert_eq!(
+        msgs.iter().map(|m| m.msg_type).collect::<Vec<_>>(),
+        vec![MsgAppend],
+        "{msgs:?}"
+    );
+}
+
+/// A `MemStorage` whose `snapshot()` answers "temporarily unavailable" a set number of times
+/// before serving the snapshot (as raftstore's storage does while it generates one), and
+/// counts the calls.
+struct SlowSnapshots {
+    inner: MemStorage,
+    unavailable: std::cell::Cell<u32>,
+    calls: std::rc::Rc<std::cell::Cell<u32>>,
+}
+
+impl raft::Storage for SlowSnapshots {
+    fn initial_state(&self) -> raft::Result<raft::RaftState> {
+        self.inner.initial_state()
+    }
+    fn entries(&self, low: u64, high: u64) -> raft::Result<Vec<Entry>> {
+        self.inner.entries(low, high)
+    }
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.inner.term(idx)
+    }
+    fn first_index(&self) -> raft::Result<u64> {
+        self.inner.first_index()
+    }
+    fn last_index(&self) -> raft::Result<u64> {
+        self.inner.last_index()
+    }
+    fn snapshot(&self) -> raft::Result<Snapshot> {
+        self.calls.set(self.calls.get() + 1);
+        let left = self.unavailable.get();
+        if left > 0 {
+            self.unavailable.set(left - 1);
+            return Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            ));
+        }
+        self.inner.snapshot()
+    }
+}
+
+/// A storage that answers "temporarily unavailable" means "try later": the leader sends
+/// nothing and records nothing, asks again on each trigger, and sends exactly one snapshot
+/// once storage has it.
+///
+/// Catches a leader that panics or gives up on the error, that marks the peer as having a
+/// snapshot in flight although none was sent (it would never ask again), or that keeps
+/// asking storage once the snapshot went out.
+#[test]
+fn snapshot_temporarily_unavailable_sends_nothing_2c() {
+    const UNAVAILABLE: u32 = 3;
+    let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+    let storage = SlowSnapshots {
+        inner: compacted_storage(),
+        unavailable: std::cell::Cell::new(UNAVAILABLE),
+        calls: std::rc::Rc::clone(&calls),
+    };
+    let mut r = Raft::new(&node_1_config(), storage).expect("Raft::new");
+    let msgs = elect_with_node_2_behind(&mut r);
+    assert!(msgs.is_empty(), "nothing to send yet: {msgs:?}");
+    let unavailable_progress = (0, 3);
+    let pr = r.prs[&2];
+    assert_eq!(
+        (pr.pending_snapshot, pr.next_idx),
+        unavailable_progress,
+        "{pr:?}"
+    );
+    // Each heartbeat response asks again; the last of them gets the snapshot.
+    let mut sent = Vec::new();
+    for _ in 0..UNAVAILABLE {
+        r.step(heartbeat_ack(2, 2)).expect("heartbeat response");
+        sent.extend(r.read_messages());
+    }
+    assert_eq!(
+        calls.get(),
+        UNAVAILABLE + 1,
+        "storage asked once per trigger"
+    );
+    assert_snapshot_sent(&r, &sent);
+    // Nothing more while it is in flight, and storage is not asked again.
+    for _ in 0..5 {
+        r.step(heartbeat_ack(2, 2)).expect("heartbeat response");
+    }
+    assert!(r.read_messages().is_empty());
+    assert_eq!(
+        calls.get(),
+        UNAVAILABLE + 1,
+        "storage asked while a snapshot is in flight"
+    );
+}
+
+/// `report_unreachable(id)` makes the leader resend what may have been lost: `next_idx` falls
+/// back to `matched + 1` (unless a snapshot to the peer is in flight); followers and unknown
+/// ids ignore it.
+///
+/// Catches a leader that keeps its optimistic `next_idx` after the transport lost appends
+/// (the follower then rejects until the leader backs off one rejection at a time), or that
+/// cancels a snapshot in flight on an unreachable report.
+#[test]
+fn report_unreachable_reprobes_2c() {
+    let mut node = raw_leader_sent_snapshot_to_2();
+    // Two proposals go to node 3 optimistically; they are lost.
+    let _ = node.propose(b"a".to_vec());
+    let _ = node.propose(b"b".to_vec());
+    node.raft.read_messages();
+    let pr3 = node.raft.prs[&3];
+    assert_eq!((pr3.matched, pr3.next_idx), (6, 9), "{pr3:?}");
+    node.report_unreachable(3);
+    assert_eq!(node.raft.prs[&3].next_idx, 7, "back to matched + 1");
+    assert!(
+        node.raft.read_messages().is_empty(),
+        "the report sends nothing"
+    );
+    // The next trigger resends both entries.
+    node.raft
+        .step(heartbeat_ack(3, 2))
+        .expect("heartbeat response");
+    let msgs = node.raft.read_messages();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(
+        (msgs[0].msg_type, msgs[0].index),
+        (MsgAppend, 6),
+        "{msgs:?}"
+    );
+    assert_eq!(index_terms(&msgs[0].entries), vec![(7, 2), (8, 2)]);
+    // A snapshot in flight to node 2 is not cancelled; unknown ids are ignored.
+    let pr2 = node.raft.prs[&2];
+    node.report_unreachable(2);
+    node.report_unreachable(9);
+    assert_eq!(node.raft.prs[&2], pr2);
+    assert!(!node.raft.prs.contains_key(&9));
+    // A follower ignores it.
+    let mut f = RawNode::new(&node_1_config(), compacted_storage()).expect("RawNode::new");
+    let before = f.raft.prs.clone();
+    f.report_unreachable(2);
+    f.report_snapshot(2, SnapshotStatus::Failure);
+    assert_eq!(f.raft.prs, before);
+}
+
+/// A new term rebuilds every progress: a snapshot in flight under the old leadership is
+/// forgotten, and the new leader replicates to that peer again.
+///
+/// Catches a `become_leader` that resets `matched` and `next_idx` by hand but keeps the old
+/// snapshot state, leaving the peer paused for good.
+#[test]
+fn new_leader_forgets_snapshot_in_flight_2c() {
+    let mut r = leader_sent_snapshot_to_2();
+    // Node 3 starts term 3; node 1 steps down, then wins term 4.
+    r.step(new_message(3, 1, MsgHeartbeat, 3))
+        .expect("higher term");
+    assert_eq!(r.state, Follower);
+    r.become_candidate();
+    r.become_leader();
+    r.read_messages();
+    assert_eq!(r.prs[&2].pending_snapshot, 0, "{:?}", r.prs[&2]);
+    assert!(r.send_append(2), "the new leader replicates to node 2");
 }
