@@ -17,12 +17,18 @@ pub struct CheckStats {
     pub keys: usize,
     /// Number of projected operations checked, over all keys.
     pub ops: usize,
-    /// Model steps taken by the search, over all keys.
+    /// Model steps taken by the search, over all keys and both passes (the steps of
+    /// [`CheckStats::first_pass_steps`] included).
     pub steps: u64,
-    /// Model steps taken by the most expensive key.
+    /// Model steps taken by the most expensive key (its first and deep search together).
     pub max_key_steps: u64,
     /// Model steps spent minimizing and explaining a violation.
     pub minimize_steps: u64,
+    /// Model steps taken by the first pass, over all keys (see
+    /// [`CheckOptions::first_pass_steps_per_key`]).
+    pub first_pass_steps: u64,
+    /// Number of keys the first pass could not decide that the deep search took on.
+    pub deep_keys: usize,
 }
 
 /// Checks a key-value history with [`KvModel`] and the default [`CheckOptions`].
@@ -40,6 +46,11 @@ pub fn check_with<M: Model>(
 }
 
 /// Like [`check_with`], also returning counters of the work done.
+///
+/// The keys are searched in two passes (see [`CheckOptions::first_pass_steps_per_key`]): a
+/// cheap one over every key, then a deep one, in key order, over the keys the first could not
+/// decide, which stops at the first violation. A violation found by either pass is reported
+/// without spending the deep budget on the keys still undecided.
 pub fn check_with_stats<M: Model>(
     model: &M,
     history: &History<M::Input, M::Output>,
@@ -51,8 +62,13 @@ pub fn check_with_stats<M: Model>(
         .filter(|o| !matches!(o.outcome, Outcome::NotApplied))
         .collect();
     let mut stats = CheckStats::default();
+    let deep_budget = options.max_steps_per_key;
+    let first_budget = options.first_pass_steps_per_key.min(deep_budget);
+    // Failing keys in key order, with the steps their failing search took.
     let mut failing: Vec<KeyHistory<M>> = Vec::new();
-    let mut exhausted: Vec<M::Key> = Vec::new();
+    // Keys the first pass could not decide, in key order, with the steps spent on them.
+    let mut undecided: Vec<KeyHistory<M>> = Vec::new();
+    // 1. The first pass: every key, with the small budget.
     for (key, projected) in model.partition(&applied) {
         let mut ops: Vec<POp<M::Op>> = projected
             .into_iter()
@@ -74,20 +90,43 @@ pub fn check_with_stats<M: Model>(
         stats.ops += ops.len();
         let refs: Vec<&POp<M::Op>> = ops.iter().collect();
         let mut steps = 0;
-        let verdict = search(
-            model,
-            &refs,
-            options.max_steps_per_key,
-            Mode::Check,
-            &mut steps,
-        );
+        let verdict = search(model, &refs, first_budget, Mode::Check, &mut steps);
         stats.steps += steps;
+        stats.first_pass_steps += steps;
         stats.max_key_steps = stats.max_key_steps.max(steps);
         match verdict {
             Verdict::Linearizable => {}
             Verdict::Violation(_) => failing.push((key, ops, steps)),
-            Verdict::Exhausted => exhausted.push(key),
+            Verdict::Exhausted => undecided.push((key, ops, steps)),
         }
+    }
+    // 2. The deep pass, unless the first already had the full budget or found a violation:
+    // each undecided key searched again from the start with the full budget (the search
+    // keeps no state between passes, so a key's first-pass steps are repeated), until one
+    // fails.
+    let mut exhausted: Vec<M::Key> = Vec::new();
+    if first_budget < deep_budget {
+        let mut rest = std::mem::take(&mut undecided).into_iter();
+        while failing.is_empty() {
+            let Some((key, ops, first_steps)) = rest.next() else {
+                break;
+            };
+            stats.deep_keys += 1;
+            let refs: Vec<&POp<M::Op>> = ops.iter().collect();
+            let mut steps = 0;
+            let verdict = search(model, &refs, deep_budget, Mode::Check, &mut steps);
+            stats.steps += steps;
+            stats.max_key_steps = stats.max_key_steps.max(first_steps + steps);
+            match verdict {
+                Verdict::Linearizable => {}
+                Verdict::Violation(_) => failing.push((key, ops, steps)),
+                Verdict::Exhausted => exhausted.push(key),
+            }
+        }
+        // Left undecided: the keys a violation cut short.
+        undecided = rest.collect();
+    } else {
+        exhausted.extend(undecided.drain(..).map(|(key, _, _)| key));
     }
     if failing.is_empty() {
         let result = if exhausted.is_empty() {
@@ -100,6 +139,13 @@ pub fn check_with_stats<M: Model>(
         };
         return (result, stats);
     }
+    // In key order: the deep pass visits the undecided keys in key order, and stops at the
+    // first key that fails.
+    let undecided_keys = exhausted
+        .iter()
+        .chain(undecided.iter().map(|(key, _, _)| key))
+        .map(|k| model.describe_key(k))
+        .collect();
     // Report the smallest failing key (the first one in key order among equals).
     let pick = (0..failing.len())
         .min_by_key(|&i| failing[i].1.len())
@@ -162,11 +208,12 @@ pub fn check_with_stats<M: Model>(
         key_history_len: ops.len(),
         explanation,
         other_keys,
+        undecided_keys,
     };
     (CheckResult::Violation(Box::new(violation)), stats)
 }
 
-/// A partition's key, its operations and the steps it took to fail.
+/// A partition's key, its operations and the steps its (last) search took.
 type KeyHistory<M> = (<M as Model>::Key, Vec<POp<<M as Model>::Op>>, u64);
 
 /// A projected operation with its timing.

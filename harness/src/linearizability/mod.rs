@@ -42,9 +42,16 @@
 //! * **Unobservable unknown writes.** A timed-out put or append whose value no read ever shows
 //!   is dropped: had it been applied, every value until the next put or delete would contain
 //!   it, so no read can lie in that stretch, and the state after it is the same either way.
-//! * **Budget.** The problem is NP-complete; [`CheckOptions::max_steps_per_key`] bounds the
-//!   number of model steps per key, and a key that exceeds it yields
-//!   [`CheckResult::Inconclusive`] instead of hanging the test.
+//! * **Budgets, in two passes.** The problem is NP-complete, and one key with many concurrent
+//!   writes of unknown outcome can take the whole budget, so keys are searched in two passes.
+//!   The first gives every key a small budget
+//!   ([`CheckOptions::first_pass_steps_per_key`]): most keys are decided there, and a
+//!   violation found there is reported at once, without spending the deep budget on the
+//!   keys still undecided. Otherwise the deep pass searches those keys again, in key order,
+//!   each with [`CheckOptions::max_steps_per_key`], and stops at the first violation. Keys
+//!   that exhaust the deep budget yield [`CheckResult::Inconclusive`] (instead of hanging
+//!   the test) only if no key fails. Both passes are deterministic, so a history always gets
+//!   the same verdict and report.
 //!
 //! # Unknown outcomes
 //!
@@ -59,13 +66,13 @@
 //!
 //! # Reports
 //!
-//! On a violation the checker picks the smallest failing key, minimizes its history (shortest
-//! failing prefix, then delta debugging that drops operations while the history still fails,
-//! never keeping a read whose value was built from a write that was dropped, see
-//! [`Model::depends_on`]), and renders it as a timeline with an explanation: the longest
-//! linearizable prefix, the state it reaches, and why none of the pending operations can come
-//! next. The timeline's bars are drawn on the ordered distinct event times, so overlaps are
-//! exact but distances are not to scale.
+//! On a violation the checker picks the smallest failing key of the pass that found a violation
+//! (keys left undecided are named in the report), minimizes its history (shortest failing prefix,
+//! then delta debugging that drops operations while the history still fails, never keeping a read
+//! whose value was built from a write that was dropped, see [`Model::depends_on`]), and renders it
+//! as a timeline with an explanation: the longest linearizable prefix, the state it reaches, and
+//! why none of the pending operations can come next. The timeline's bars are drawn on the ordered
+//! distinct event times, so overlaps are exact but distances are not to scale.
 //!
 //! ```text
 //! linearizability violation on key "k": 3 of the key's 201 operations still fail (minimized):
@@ -279,13 +286,23 @@ impl<I: Clone, O: Clone> History<I, O> {
     }
 }
 
-/// Limits of one check. The defaults: 2 000 000 steps per key, minimization on with
-/// 1 000 000 steps, delta debugging up to 400 operations.
+/// Limits of one check. The defaults: a first pass of 20 000 steps per key, then 2 000 000
+/// steps per key for the keys it could not decide; minimization on with 1 000 000 steps,
+/// delta debugging up to 400 operations.
 #[derive(Clone, Debug)]
 pub struct CheckOptions {
-    /// Maximum number of model steps the search may take for one key before giving up with
-    /// [`CheckResult::Inconclusive`].
+    /// Maximum number of model steps the deep search may take for one key before giving up
+    /// with [`CheckResult::Inconclusive`].
     pub max_steps_per_key: u64,
+    /// Step budget per key of the first pass. Every key is first searched with this budget;
+    /// a violation found then is reported at once, so one hard key cannot hide or delay a
+    /// plain violation on another. Only if the first pass finds none are the keys it could
+    /// not decide searched again, in key order, with [`CheckOptions::max_steps_per_key`],
+    /// stopping at the first one that fails. A key searched deeply repeats its first-pass
+    /// steps (the search keeps no state between passes). A value of at least
+    /// `max_steps_per_key` makes the first pass the only one; `0` leaves every key that
+    /// needs a search to the deep pass.
+    pub first_pass_steps_per_key: u64,
     /// Whether to minimize the failing key history of a violation.
     pub minimize: bool,
     /// Maximum total number of model steps spent minimizing (the best history found so far is
@@ -302,6 +319,7 @@ impl Default for CheckOptions {
     fn default() -> Self {
         CheckOptions {
             max_steps_per_key: 2_000_000,
+            first_pass_steps_per_key: 20_000,
             minimize: true,
             max_minimize_steps: 1_000_000,
             max_minimize_ops: 400,
@@ -357,8 +375,12 @@ pub struct Violation {
     pub key_history_len: usize,
     /// Why no linearization exists.
     pub explanation: String,
-    /// Other keys whose histories are not linearizable either.
+    /// Other keys whose histories were found not linearizable either. Only keys found by the
+    /// same pass of the search are listed (see [`CheckOptions::first_pass_steps_per_key`]).
     pub other_keys: Vec<String>,
+    /// Keys whose histories were neither found linearizable nor failing: their deep search
+    /// ran out of budget, or was skipped once this violation was known.
+    pub undecided_keys: Vec<String>,
 }
 
 /// One operation of a report.
@@ -379,9 +401,10 @@ pub struct ReportedOp {
 /// The search budget ran out before a verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inconclusive {
-    /// The keys whose search ran out of budget.
+    /// The keys whose deep search ran out of budget, in key order.
     pub keys: Vec<String>,
-    /// The per-key budget in model steps.
+    /// The per-key budget of the deep search in model steps
+    /// ([`CheckOptions::max_steps_per_key`]).
     pub budget: u64,
 }
 
@@ -424,6 +447,14 @@ impl fmt::Display for Violation {
                 "{} other key(s) fail too: {}",
                 self.other_keys.len(),
                 self.other_keys.join(", ")
+            )?;
+        }
+        if !self.undecided_keys.is_empty() {
+            writeln!(
+                f,
+                "{} key(s) left undecided (search budget exhausted, or skipped after this violation): {}",
+                self.undecided_keys.len(),
+                self.undecided_keys.join(", ")
             )?;
         }
         Ok(())

@@ -389,6 +389,229 @@ fn exceeding_the_budget_is_inconclusive_not_a_hang() {
     assert!(r.to_string().contains("inconclusive"));
 }
 
+/// Adds a key that is linearizable by construction but expensive to check: `puts` puts of
+/// unknown outcome, all invoked at once, which a sequential execution then applies one by one
+/// in a random order, each followed by `reads_per_put` reads that see its value. Every value
+/// is read, so no put can be dropped as unobservable, and every put is pending when the first
+/// read returns: the search tries the subsets of puts that may have taken effect before each
+/// read in call order, and the look-ahead, which sees only the next pending calls (the puts),
+/// cannot cut them short. Returns the key's rendering.
+fn add_hard_key(
+    h: &mut History,
+    key: &str,
+    seed: u64,
+    puts: usize,
+    reads_per_put: usize,
+) -> String {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let client0 = 1_000 * (seed + 1);
+    for i in 0..puts {
+        let p = h.invoke(
+            client0 + i as ClientId,
+            KvInput::put(key, format!("{key}:{i}.")),
+            i as Time,
+        );
+        h.timeout(p);
+    }
+    let mut order: Vec<usize> = (0..puts).collect();
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.gen_range(0..=i));
+    }
+    let mut t = 10_000;
+    for &i in &order {
+        for _ in 0..reads_per_put {
+            get(h, client0 + 999, key, &format!("{key}:{i}."), t, t + 5);
+            t += 10;
+        }
+    }
+    format!("{key:?}")
+}
+
+/// Adds a key with `pairs` sequential put-then-read pairs and, after all of them, a read of
+/// the first value: a stale read after completed writes. Returns the stale read.
+fn add_stale_key(h: &mut History, key: &str, pairs: usize) -> OpId {
+    let mut t = 0;
+    for i in 0..pairs {
+        put(h, 1, key, &format!("{key}:{i}."), t, t + 5);
+        get(h, 2, key, &format!("{key}:{i}."), t + 6, t + 9);
+        t += 10;
+    }
+    get(h, 3, key, &format!("{key}:0."), t, t + 5)
+}
+
+/// Adds a key that is not linearizable but takes the search about 45 000 steps to refute:
+/// twelve concurrent puts, then two reads that disagree on which came last.
+fn add_slow_bad_key(h: &mut History, key: &str) {
+    for c in 0..12 {
+        put(h, c, key, &format!("v{c}"), 0, 100);
+    }
+    get(h, 98, key, "v0", 200, 210);
+    get(h, 99, key, "v1", 220, 230);
+}
+
+#[test]
+fn a_hard_key_does_not_delay_a_violation_on_another_key() {
+    // 2 000 operations on 10 keys: nine hard keys of 200 operations (40 puts of unknown
+    // outcome, 160 reads), then, last in key order, a key of 200 operations ending with a
+    // stale read. Checked one key after another with the full budget each, the nine hard
+    // keys would spend nine budgets before the bad key is even looked at.
+    let mut h = History::new();
+    let hard: Vec<String> = (0..9)
+        .map(|i| add_hard_key(&mut h, &format!("h{i}"), i, 40, 4))
+        .collect();
+    let hard_ops = h.len();
+    let stale = add_stale_key(&mut h, "z", 99);
+    get(&mut h, 4, "z", "z:98.", 990, 995);
+    assert_eq!(h.len(), 2_000);
+    let opts = CheckOptions {
+        max_steps_per_key: 400_000,
+        first_pass_steps_per_key: 10_000,
+        ..CheckOptions::default()
+    };
+
+    // The hard keys really are hard: alone, each one exhausts the deep budget, forty times
+    // the first pass's.
+    let ids: Vec<OpId> = (0..hard_ops).map(OpId).collect();
+    let (alone, alone_stats) = check_with_stats(&KvModel, &h.sub_history(&ids), &opts);
+    match &alone {
+        CheckResult::Inconclusive(i) => assert_eq!(i.keys, hard),
+        other => panic!("expected inconclusive, got {other}"),
+    }
+    assert_eq!(alone_stats.deep_keys, 9);
+    assert!(
+        alone_stats.steps >= 9 * opts.max_steps_per_key,
+        "{alone_stats:?}"
+    );
+
+    // With them, the bad key is refuted by the first pass: the deep search never starts.
+    let (r, stats) = check_with_stats(&KvModel, &h, &opts);
+    let v = r
+        .violation()
+        .unwrap_or_else(|| panic!("expected a violation, got {r}"));
+    assert_eq!(v.key, "\"z\"");
+    assert!(v.ops.iter().any(|o| o.id == stale), "{v}");
+    assert!(v.other_keys.is_empty());
+    assert_eq!(v.undecided_keys, hard);
+    assert_eq!(stats.deep_keys, 0, "{stats:?}");
+    assert_eq!(stats.steps, stats.first_pass_steps);
+    assert!(
+        stats.steps <= 10 * opts.first_pass_steps_per_key,
+        "{stats:?}"
+    );
+    assert!(
+        stats.steps * 30 < alone_stats.steps,
+        "{stats:?} {alone_stats:?}"
+    );
+
+    // Deterministic: the same history gets the same verdict, report and work.
+    let (again, again_stats) = check_with_stats(&KvModel, &h.clone(), &opts);
+    assert_eq!(again.to_string(), r.to_string());
+    assert_eq!(again_stats, stats);
+
+    // The same with the default budgets.
+    let (r, stats) = check_with_stats(&KvModel, &h, &CheckOptions::default());
+    assert_eq!(r.violation().expect("violation").key, "\"z\"");
+    assert_eq!(stats.deep_keys, 0, "{stats:?}");
+    assert!(
+        stats.steps <= 10 * CheckOptions::default().first_pass_steps_per_key,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn budget_exhausting_history_without_violation_is_inconclusive() {
+    // Linearizable by construction, but three keys are too hard for the budget.
+    let mut h = History::new();
+    let mut hard = Vec::new();
+    for (i, key) in ["a", "c", "e"].into_iter().enumerate() {
+        hard.push(add_hard_key(&mut h, key, 10 + i as u64, 40, 2));
+    }
+    for key in ["b", "d"] {
+        for i in 0..50 {
+            put(&mut h, 7, key, &format!("{key}{i}."), 10 * i, 10 * i + 5);
+            get(
+                &mut h,
+                8,
+                key,
+                &format!("{key}{i}."),
+                10 * i + 6,
+                10 * i + 9,
+            );
+        }
+    }
+    let opts = CheckOptions {
+        max_steps_per_key: 50_000,
+        first_pass_steps_per_key: 5_000,
+        ..CheckOptions::default()
+    };
+    let (r, stats) = check_with_stats(&KvModel, &h, &opts);
+    match &r {
+        CheckResult::Inconclusive(i) => {
+            assert_eq!(i.keys, hard);
+            assert_eq!(i.budget, 50_000);
+        }
+        other => panic!("expected inconclusive, got {other}"),
+    }
+    assert_eq!(stats.keys, 5);
+    assert_eq!(stats.deep_keys, 3);
+    assert!(stats.first_pass_steps >= 3 * 5_000, "{stats:?}");
+    assert!(stats.steps >= 3 * (5_000 + 50_000), "{stats:?}");
+    assert!(stats.max_key_steps <= 5_000 + 50_000, "{stats:?}");
+    assert!(r.to_string().contains("\"a\", \"c\", \"e\""), "{r}");
+    // With a first pass as large as the deep budget, there is no second pass.
+    let opts = CheckOptions {
+        first_pass_steps_per_key: 50_000,
+        ..opts
+    };
+    let (r, stats) = check_with_stats(&KvModel, &h, &opts);
+    assert_eq!(r.to_string(), check_with(&KvModel, &h, &opts).to_string());
+    assert!(r.is_inconclusive(), "{r}");
+    assert_eq!(stats.deep_keys, 0);
+    assert_eq!(stats.steps, stats.first_pass_steps);
+}
+
+#[test]
+fn a_violation_only_the_deep_pass_finds_beats_exhausted_keys() {
+    let opts = CheckOptions {
+        max_steps_per_key: 100_000,
+        first_pass_steps_per_key: 10_000,
+        ..CheckOptions::default()
+    };
+    // Two hard keys before the bad one in key order: both exhaust the deep budget, and the
+    // violation still wins.
+    let mut h = History::new();
+    let hard = vec![
+        add_hard_key(&mut h, "h0", 20, 40, 2),
+        add_hard_key(&mut h, "h1", 21, 40, 2),
+    ];
+    add_slow_bad_key(&mut h, "m");
+    let (r, stats) = check_with_stats(&KvModel, &h, &opts);
+    let v = r
+        .violation()
+        .unwrap_or_else(|| panic!("expected a violation, got {r}"));
+    assert_eq!(v.key, "\"m\"");
+    assert_eq!(v.undecided_keys, hard);
+    assert_eq!(stats.deep_keys, 3);
+    assert!(r.to_string().contains("2 key(s) left undecided"), "{r}");
+
+    // The bad key first in key order: the deep pass stops there, and the hard keys never
+    // get their deep budget.
+    let mut h = History::new();
+    let hard = vec![
+        add_hard_key(&mut h, "h0", 20, 40, 2),
+        add_hard_key(&mut h, "h1", 21, 40, 2),
+    ];
+    add_slow_bad_key(&mut h, "a");
+    let (r, stats) = check_with_stats(&KvModel, &h, &opts);
+    let v = r
+        .violation()
+        .unwrap_or_else(|| panic!("expected a violation, got {r}"));
+    assert_eq!(v.key, "\"a\"");
+    assert_eq!(v.undecided_keys, hard);
+    assert_eq!(stats.deep_keys, 1, "{stats:?}");
+    assert!(stats.steps < 3 * 10_000 + 100_000, "{stats:?}");
+}
+
 #[test]
 fn scans_are_checked_per_key() {
     let mut h = History::new();
