@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
@@ -957,4 +957,273 @@ fn large_dense_single_key_history_is_linearizable() {
     let (r, stats) = check_with_stats(&KvModel, &h, &CheckOptions::default());
     assert!(r.is_ok(), "{r}");
     assert!(stats.steps < 1_500_000, "{stats:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// A read-write model: a register with compare-and-set
+
+/// A register request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RegInput {
+    /// Read the value.
+    Get,
+    /// Overwrite the value.
+    Put(String),
+    /// Set the value to `new` if it is `expected`.
+    Cas { expected: String, new: String },
+}
+
+/// A register reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RegOutput {
+    /// What a get read.
+    Value(String),
+    /// A put succeeded.
+    Done,
+    /// Whether a compare-and-set found its expected value (and so wrote its new one).
+    Cas(bool),
+}
+
+/// A register operation as the search sees it: the request and its reply, if known.
+#[derive(Clone, Debug)]
+struct RegOp {
+    input: RegInput,
+    output: Option<RegOutput>,
+}
+
+impl RegOp {
+    /// The value the operation must have found: what a get read, what a successful
+    /// compare-and-set expected.
+    fn needs(&self) -> Option<&str> {
+        match (&self.input, &self.output) {
+            (RegInput::Get, Some(RegOutput::Value(v))) => Some(v),
+            (RegInput::Cas { expected, .. }, Some(RegOutput::Cas(true))) => Some(expected),
+            _ => None,
+        }
+    }
+
+    /// The value the operation wrote, if it took effect (a compare-and-set of unknown outcome
+    /// may have).
+    fn writes(&self) -> Option<&str> {
+        match (&self.input, &self.output) {
+            (RegInput::Put(v), _) => Some(v),
+            (RegInput::Cas { new, .. }, Some(RegOutput::Cas(true)) | None) => Some(new),
+            _ => None,
+        }
+    }
+}
+
+/// One register holding a string, initially empty, with get, put and compare-and-set: the
+/// smallest model with read-write operations. Its dependencies chain: a compare-and-set that
+/// found a put's value and wrote its own, then a read of that value, depends on the put only
+/// through the compare-and-set.
+struct Register;
+
+impl Model for Register {
+    type Input = RegInput;
+    type Output = RegOutput;
+    type Key = ();
+    type Op = RegOp;
+    type State = String;
+
+    const LOOKAHEAD: usize = 8;
+
+    fn partition(&self, ops: &[&Operation<RegInput, RegOutput>]) -> Vec<((), Vec<(OpId, RegOp)>)> {
+        let projected = ops
+            .iter()
+            .map(|o| {
+                let output = o.output().cloned();
+                let fits = match (&o.input, &output) {
+                    (_, None) => true,
+                    (RegInput::Get, Some(out)) => matches!(out, RegOutput::Value(_)),
+                    (RegInput::Put(_), Some(out)) => *out == RegOutput::Done,
+                    (RegInput::Cas { .. }, Some(out)) => matches!(out, RegOutput::Cas(_)),
+                };
+                assert!(
+                    fits,
+                    "operation {}: {output:?} does not fit {:?}",
+                    o.id, o.input
+                );
+                let input = o.input.clone();
+                (o.id, RegOp { input, output })
+            })
+            .collect();
+        vec![((), projected)]
+    }
+
+    fn init(&self) -> String {
+        String::new()
+    }
+
+    fn step(&self, state: &String, op: &RegOp) -> Option<String> {
+        match (&op.input, &op.output) {
+            (RegInput::Get, Some(RegOutput::Value(v))) => (state == v).then(|| state.clone()),
+            (RegInput::Get, _) => Some(state.clone()),
+            (RegInput::Put(v), _) => Some(v.clone()),
+            (RegInput::Cas { expected, new }, Some(RegOutput::Cas(true))) => {
+                (state == expected).then(|| new.clone())
+            }
+            (RegInput::Cas { expected, .. }, Some(RegOutput::Cas(false))) => {
+                (state != expected).then(|| state.clone())
+            }
+            (RegInput::Cas { expected, new }, _) => Some(if state == expected {
+                new.clone()
+            } else {
+                state.clone()
+            }),
+        }
+    }
+
+    fn is_read_only(&self, op: &RegOp) -> bool {
+        op.input == RegInput::Get || op.output == Some(RegOutput::Cas(false))
+    }
+
+    fn may_precede(&self, state: &String, later: &RegOp) -> bool {
+        // Only a write of the value it needs can bring the register (back) to it.
+        later.needs().is_none_or(|v| state == v)
+    }
+
+    fn enablers(&self, ops: &[&RegOp]) -> Vec<Vec<usize>> {
+        let mut writers: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, op) in ops.iter().enumerate() {
+            if let Some(v) = op.writes() {
+                writers.entry(v).or_default().push(i);
+            }
+        }
+        ops.iter()
+            .map(|op| {
+                op.needs()
+                    .and_then(|v| writers.get(v))
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    fn depends_on(&self, reader: &RegOp, writer: &RegOp) -> bool {
+        // The initial value needs no writer.
+        matches!((reader.needs(), writer.writes()), (Some(v), Some(w)) if !v.is_empty() && v == w)
+    }
+
+    fn describe_key(&self, _key: &()) -> String {
+        "register".to_string()
+    }
+
+    fn describe_op(&self, op: &RegOp) -> String {
+        let input = match &op.input {
+            RegInput::Get => "get".to_string(),
+            RegInput::Put(v) => format!("put {v:?}"),
+            RegInput::Cas { expected, new } => format!("cas {expected:?} -> {new:?}"),
+        };
+        match &op.output {
+            None | Some(RegOutput::Done) => input,
+            Some(RegOutput::Value(v)) => format!("{input} -> {v:?}"),
+            Some(RegOutput::Cas(true)) => format!("{input}: ok"),
+            Some(RegOutput::Cas(false)) => format!("{input}: fail"),
+        }
+    }
+
+    fn describe_state(&self, state: &String) -> String {
+        format!("{state:?}")
+    }
+}
+
+type RegHistory = History<RegInput, RegOutput>;
+
+fn reg_get(h: &mut RegHistory, c: ClientId, v: &str, call: Time, ret: Time) -> OpId {
+    h.record(c, RegInput::Get, call, RegOutput::Value(v.to_string()), ret)
+}
+
+fn reg_put(h: &mut RegHistory, c: ClientId, v: &str, call: Time, ret: Time) -> OpId {
+    h.record(c, RegInput::Put(v.to_string()), call, RegOutput::Done, ret)
+}
+
+fn cas(expected: &str, new: &str) -> RegInput {
+    RegInput::Cas {
+        expected: expected.to_string(),
+        new: new.to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn reg_cas(
+    h: &mut RegHistory,
+    c: ClientId,
+    expected: &str,
+    new: &str,
+    ok: bool,
+    call: Time,
+    ret: Time,
+) -> OpId {
+    h.record(c, cas(expected, new), call, RegOutput::Cas(ok), ret)
+}
+
+fn reg_check(h: &RegHistory) -> CheckResult {
+    check_with(&Register, h, &CheckOptions::default())
+}
+
+#[test]
+fn a_linearizable_cas_history_passes() {
+    let mut h = RegHistory::new();
+    reg_put(&mut h, 1, "a", 0, 10);
+    reg_cas(&mut h, 2, "a", "b", true, 20, 30);
+    reg_get(&mut h, 3, "b", 40, 50);
+    reg_cas(&mut h, 1, "a", "c", false, 60, 70);
+    // Concurrent compare-and-sets from "b": one wins, the other fails, whichever came first.
+    reg_cas(&mut h, 2, "b", "c", true, 80, 100);
+    reg_cas(&mut h, 3, "b", "d", false, 85, 95);
+    reg_get(&mut h, 1, "c", 110, 120);
+    // A compare-and-set whose client timed out, that did take effect.
+    let lost = h.invoke(2, cas("c", "d"), 130);
+    h.timeout(lost);
+    reg_get(&mut h, 3, "c", 140, 150);
+    reg_get(&mut h, 1, "d", 200, 210);
+    // One that never did: "e" is never read.
+    let never = h.invoke(3, cas("d", "e"), 220);
+    h.timeout(never);
+    reg_get(&mut h, 1, "d", 300, 310);
+    let r = reg_check(&h);
+    assert!(r.is_ok(), "{r}");
+    // Both orders of the concurrent pair are fine.
+    let mut h = RegHistory::new();
+    reg_put(&mut h, 1, "b", 0, 10);
+    reg_cas(&mut h, 2, "b", "c", false, 20, 40);
+    reg_cas(&mut h, 3, "b", "d", true, 20, 40);
+    reg_get(&mut h, 1, "d", 50, 60);
+    assert!(reg_check(&h).is_ok());
+    // And a compare-and-set that wins after its expected value was overwritten is not.
+    reg_put(&mut h, 1, "x", 70, 80);
+    reg_cas(&mut h, 2, "d", "y", true, 90, 100);
+    assert!(reg_check(&h).is_violation());
+}
+
+#[test]
+fn cas_reports_are_deterministic() {
+    // Two clients racing on compare-and-set chains, and a stale read among them.
+    let build = || {
+        let mut h = RegHistory::new();
+        reg_put(&mut h, 1, "a", 0, 10);
+        for i in 0..20u64 {
+            let t = 20 + 30 * i;
+            let (from, to) = (format!("n{i}"), format!("n{}", i + 1));
+            let from = if i == 0 { "a".to_string() } else { from };
+            reg_cas(&mut h, 2, &from, &to, true, t, t + 20);
+            reg_cas(&mut h, 3, &from, &format!("m{i}"), false, t + 1, t + 19);
+            reg_get(&mut h, 4, &to, t + 21, t + 25);
+        }
+        reg_get(&mut h, 5, "n7", 700, 710);
+        h
+    };
+    let h = build();
+    let (r, stats) = check_with_stats(&Register, &h, &CheckOptions::default());
+    let v = r
+        .violation()
+        .unwrap_or_else(|| panic!("expected a violation, got {r}"));
+    assert!(v.ops.len() < v.key_history_len, "{v}");
+    for other in [h.clone(), build()] {
+        let (again, again_stats) = check_with_stats(&Register, &other, &CheckOptions::default());
+        assert_eq!(again.to_string(), r.to_string());
+        assert_eq!(again.violation().expect("violation").ops, v.ops);
+        assert_eq!(again_stats, stats);
+    }
 }
