@@ -564,6 +564,12 @@ fn lookahead<M: Model>(
 
 /// Shrinks a failing partition (`ops` in call order): the shortest failing prefix, then
 /// delta debugging. Returns the kept indices, in call order.
+///
+/// The result keeps every operation that a kept one depends on, directly or through others
+/// (see [`Model::depends_on`]; only operations invoked before the dependent one returned
+/// count, a later one cannot have produced its result): dropping an operation drops the whole
+/// chain built on it, so the report never shows a result whose source is missing, a failure
+/// of the minimization rather than of the store.
 fn minimize<M: Model>(
     model: &M,
     ops: &[&POp<M::Op>],
@@ -571,10 +577,27 @@ fn minimize<M: Model>(
     options: &CheckOptions,
     left: &mut u64,
 ) -> Vec<usize> {
-    // An operation that can never succeed fails on its own.
+    let depends = |r: usize, w: usize| {
+        r != w
+            && ops[r].ret.is_none_or(|ret| ops[w].call <= ret)
+            && model.depends_on(&ops[r].op, &ops[w].op)
+    };
+    // An operation that can never succeed fails on its own, shown with the operations its
+    // result was built from.
     if let Some(i) = (0..ops.len()).find(|&i| ops[i].ret.is_some() && model.impossible(&ops[i].op))
     {
-        return vec![i];
+        let mut kept = vec![false; ops.len()];
+        kept[i] = true;
+        let mut todo = vec![i];
+        while let Some(r) = todo.pop() {
+            for (w, k) in kept.iter_mut().enumerate() {
+                if !*k && depends(r, w) {
+                    *k = true;
+                    todo.push(w);
+                }
+            }
+        }
+        return (0..ops.len()).filter(|&i| kept[i]).collect();
     }
     let fails = |subset: &[usize], left: &mut u64| -> bool {
         if *left == 0 || subset.is_empty() {
@@ -589,13 +612,16 @@ fn minimize<M: Model>(
     // 1. The shortest failing time prefix: the operations invoked by time T, without the
     // reads still running at T. Every operation that may precede a kept read was invoked
     // before the read returned, so it is kept too: a read never loses what it may have seen.
-    // (Not monotone in general, so the binary search finds some failing cut whose previous
-    // cut passes.)
+    // But an operation that both reads and writes (a compare-and-set) is kept from its call
+    // on, and may depend on a write invoked later, while it ran: it goes, with everything
+    // built on it. (Not monotone in general, so the binary search finds some failing cut
+    // whose previous cut passes.)
     let read_only: Vec<bool> = ops.iter().map(|o| model.is_read_only(&o.op)).collect();
     let cut = |t: Time| -> Vec<usize> {
-        (0..ops.len())
+        let prefix = (0..ops.len())
             .filter(|&i| ops[i].call <= t && (!read_only[i] || ops[i].ret.is_some_and(|r| r <= t)))
-            .collect()
+            .collect();
+        without_orphans(ops, depends, prefix)
     };
     let mut times: Vec<Time> = ops
         .iter()
@@ -619,17 +645,19 @@ fn minimize<M: Model>(
     if cur.len() > options.max_minimize_ops {
         return cur;
     }
-    // 2. Readers that must go when a writer goes.
-    let mut readers_of: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
+    // 2. The direct dependents of each operation; dropping one drops their closure.
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
     for &w in &cur {
         for &r in &cur {
-            if r != w && model.depends_on(&ops[r].op, &ops[w].op) {
-                readers_of[w].push(r);
+            if depends(r, w) {
+                dependents[w].push(r);
             }
         }
     }
-    // 3. Delta debugging: drop chunks (with their dependent readers) while it still fails,
-    // halving the chunk size, then single operations until nothing more can go.
+    // 3. Delta debugging: drop chunks (with everything that depends on them, transitively)
+    // while it still fails, halving the chunk size, then single operations until nothing
+    // more can go. `cur` keeps every dependency of its operations (the cuts do, and a chunk
+    // goes with its dependents' dependents), so each candidate does too.
     let mut chunk = (cur.len() / 2).max(1);
     loop {
         let before = cur.len();
@@ -637,10 +665,16 @@ fn minimize<M: Model>(
         while i < cur.len() {
             let end = (i + chunk).min(cur.len());
             let mut removed = vec![false; ops.len()];
-            for &w in &cur[i..end] {
+            let mut todo: Vec<usize> = cur[i..end].to_vec();
+            for &w in &todo {
                 removed[w] = true;
-                for &r in &readers_of[w] {
-                    removed[r] = true;
+            }
+            while let Some(w) = todo.pop() {
+                for &r in &dependents[w] {
+                    if !removed[r] {
+                        removed[r] = true;
+                        todo.push(r);
+                    }
                 }
             }
             let candidate: Vec<usize> = cur.iter().copied().filter(|&x| !removed[x]).collect();
@@ -657,6 +691,37 @@ fn minimize<M: Model>(
         }
     }
     cur
+}
+
+/// `set` (indices into `ops`, in call order) without the operations that depend, directly or
+/// through others, on an operation outside it. `depends(r, w)` must imply that `w` was
+/// invoked no later than `r` returned: then only the operations still running when `w` was
+/// invoked need a look, few for a time cut of a long history.
+fn without_orphans<P>(
+    ops: &[&POp<P>],
+    depends: impl Fn(usize, usize) -> bool,
+    set: Vec<usize>,
+) -> Vec<usize> {
+    let mut kept = vec![false; ops.len()];
+    for &i in &set {
+        kept[i] = true;
+    }
+    // Latest return first, unknown outcomes first of all.
+    let mut by_ret = set.clone();
+    by_ret.sort_by_key(|&i| std::cmp::Reverse(ops[i].ret.unwrap_or(Time::MAX)));
+    let mut gone: Vec<usize> = (0..ops.len()).filter(|&i| !kept[i]).collect();
+    while let Some(w) = gone.pop() {
+        for &r in &by_ret {
+            if ops[r].ret.is_some_and(|ret| ret < ops[w].call) {
+                break;
+            }
+            if kept[r] && depends(r, w) {
+                kept[r] = false;
+                gone.push(r);
+            }
+        }
+    }
+    set.into_iter().filter(|&i| kept[i]).collect()
 }
 
 /// Explains why `ops` has no linearization, given the longest linearized sequence found.

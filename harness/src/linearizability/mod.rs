@@ -68,11 +68,18 @@
 //!
 //! On a violation the checker picks the smallest failing key of the pass that found a violation
 //! (keys left undecided are named in the report), minimizes its history (shortest failing prefix,
-//! then delta debugging that drops operations while the history still fails, never keeping a read
-//! whose value was built from a write that was dropped, see [`Model::depends_on`]), and renders it
-//! as a timeline with an explanation: the longest linearizable prefix, the state it reaches, and
-//! why none of the pending operations can come next. The timeline's bars are drawn on the ordered
+//! then delta debugging that drops operations while the history still fails), and renders it as a
+//! timeline with an explanation: the longest linearizable prefix, the state it reaches, and why
+//! none of the pending operations can come next. The timeline's bars are drawn on the ordered
 //! distinct event times, so overlaps are exact but distances are not to scale.
+//!
+//! Minimization never separates an operation from the operations its result was built from
+//! ([`Model::depends_on`]): dropping a write drops the whole chain built on it, e.g. a
+//! compare-and-set that found the written value and wrote its own, and every read of that. A time
+//! cut drops an operation invoked before the cut whose write was invoked after it, with its chain;
+//! an operation that can never succeed is shown with the writes it was built from. So every result
+//! in a report has its source in the report, and the failure shown is one of the store, not an
+//! artefact of the minimization (a read of a value whose writer was removed).
 //!
 //! ```text
 //! linearizability violation on key "k": 3 of the key's 201 operations still fail (minimized):

@@ -81,9 +81,13 @@ pub trait Model {
     }
 
     /// Whether `reader`'s result was visibly built from `writer` (e.g. a read value contains
-    /// an appended value). The minimizer never keeps a reader without the writers it depends
-    /// on, so a minimized history does not degenerate into "a read of a value never written"
-    /// when the real problem was an ordering one. Default `false`.
+    /// an appended value, a successful compare-and-set found the value a put wrote). The
+    /// minimizer never keeps an operation without the operations it depends on, directly or
+    /// through others (a read of the value a compare-and-set wrote goes with the write that
+    /// compare-and-set found), so a minimized history does not degenerate into "a read of a
+    /// value never written" when the real problem was an ordering one. Only writers invoked
+    /// before the reader returned are asked about: a later one cannot have produced its
+    /// result. Default `false`.
     fn depends_on(&self, _reader: &Self::Op, _writer: &Self::Op) -> bool {
         false
     }
