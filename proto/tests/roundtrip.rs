@@ -499,6 +499,7 @@ fn wire_numbers_match_the_course() {
     assert_eq!(raft_cmdpb::AdminCmdType::CompactLog as i32, 3);
     assert_eq!(raft_cmdpb::AdminCmdType::TransferLeader as i32, 4);
     assert_eq!(raft_cmdpb::AdminCmdType::Split as i32, 10);
+    assert_eq!(raft_serverpb::PeerState::Applying as i32, 1);
     assert_eq!(raft_serverpb::PeerState::Tombstone as i32, 2);
     assert_eq!(kvrpcpb::Op::Rollback as i32, 2);
     assert_eq!(kvrpcpb::Op::Lock as i32, 3);
