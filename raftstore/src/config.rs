@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use crate::{Error, Result};
 
+/// The smallest snapshot chunk a store sends (smaller chunks only multiply messages).
+pub const MIN_CHUNK: usize = 256;
+/// The largest snapshot chunk a store sends or accepts (what one chunk may cost in memory).
+pub const MAX_CHUNK: usize = 16 << 20;
+
 /// How a store paces its raft groups and background work. Intervals are whole multiples of
 /// the base tick; [`Config::validate`] refuses one that would round down to zero ticks (in the
 /// original, a too-short interval silently disabled its task).
@@ -22,6 +27,22 @@ pub struct Config {
     /// How often the store syncs its kv engine. Applied data is written without a sync (the
     /// raft log can replay it), so this bounds how much a crash makes a store re-apply.
     pub kv_sync_interval: Duration,
+    /// How often a leader checks whether its region's raft log should be compacted.
+    pub raft_log_gc_tick_interval: Duration,
+    /// A leader proposes `CompactLog` once at least this many applied entries sit in its log.
+    pub raft_log_gc_count_limit: u64,
+    /// ... or once the entries it appended since the last compaction hold about this many
+    /// bytes (a few large commands should not wait for the count).
+    pub raft_log_gc_size_limit: u64,
+    /// Snapshot files travel between stores in chunks of at most this many bytes; what either
+    /// side holds in memory for one snapshot is bounded by it, not by the region's size.
+    pub snap_chunk_size: usize,
+    /// A snapshot reception that got no chunk for this long is abandoned (its partial file
+    /// deleted); the leader sends a fresh snapshot.
+    pub snap_receive_timeout: Duration,
+    /// Background tasks write the kv engine in batches of about this many bytes (snapshot
+    /// ingest, range deletes): the memory a task holds, and the length of one simulated step.
+    pub task_batch_bytes: usize,
     /// Seeds the election timeouts of this store's raft groups (a runtime sets it from its
     /// own seeded RNG so a simulated run replays exactly).
     pub seed: u64,
@@ -37,6 +58,12 @@ impl Default for Config {
             scheduler_heartbeat_interval: Duration::from_secs(10),
             scheduler_store_heartbeat_interval: Duration::from_secs(10),
             kv_sync_interval: Duration::from_secs(1),
+            raft_log_gc_tick_interval: Duration::from_secs(10),
+            raft_log_gc_count_limit: 128_000,
+            raft_log_gc_size_limit: 72 << 20,
+            snap_chunk_size: 1 << 20,
+            snap_receive_timeout: Duration::from_secs(60),
+            task_batch_bytes: 1 << 20,
             seed: 0,
         }
     }
@@ -44,7 +71,10 @@ impl Default for Config {
 
 impl Config {
     /// The original's test configuration: 50 ms base tick, heartbeat every 2 ticks, election
-    /// after 10 (to 19) ticks, region heartbeat every 100 ms, store heartbeat every 500 ms.
+    /// after 10 (to 19) ticks, region heartbeat every 100 ms, store heartbeat every 500 ms,
+    /// raft-log GC checked every tick with the original's count limit of 128,000 entries.
+    /// Snapshots travel in 16 KiB chunks (so the cluster suites' small regions still take
+    /// several) and tasks write in 64 KiB batches.
     pub fn test() -> Self {
         Config {
             raft_base_tick: Duration::from_millis(50),
@@ -53,6 +83,12 @@ impl Config {
             scheduler_heartbeat_interval: Duration::from_millis(100),
             scheduler_store_heartbeat_interval: Duration::from_millis(500),
             kv_sync_interval: Duration::from_secs(1),
+            raft_log_gc_tick_interval: Duration::from_millis(50),
+            raft_log_gc_count_limit: 128_000,
+            raft_log_gc_size_limit: 72 << 20,
+            snap_chunk_size: 16 << 10,
+            snap_receive_timeout: Duration::from_secs(5),
+            task_batch_bytes: 64 << 10,
             seed: 0,
         }
     }
@@ -80,6 +116,8 @@ impl Config {
                 self.scheduler_store_heartbeat_interval,
             ),
             ("kv_sync_interval", self.kv_sync_interval),
+            ("raft_log_gc_tick_interval", self.raft_log_gc_tick_interval),
+            ("snap_receive_timeout", self.snap_receive_timeout),
         ] {
             if interval < self.raft_base_tick {
                 return Err(Error::other(format!(
@@ -87,6 +125,18 @@ impl Config {
                     self.raft_base_tick
                 )));
             }
+        }
+        if self.raft_log_gc_count_limit == 0 {
+            return Err(Error::other("raft_log_gc_count_limit must be positive"));
+        }
+        if !(MIN_CHUNK..=MAX_CHUNK).contains(&self.snap_chunk_size) {
+            return Err(Error::other(format!(
+                "snap_chunk_size ({}) must be between {MIN_CHUNK} and {MAX_CHUNK} bytes",
+                self.snap_chunk_size
+            )));
+        }
+        if self.task_batch_bytes == 0 {
+            return Err(Error::other("task_batch_bytes must be positive"));
         }
         Ok(())
     }

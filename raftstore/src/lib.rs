@@ -52,8 +52,11 @@ pub mod msg;
 pub mod peer;
 pub mod peer_msg_handler;
 pub mod peer_storage;
+pub mod raftlog_gc;
 pub mod scheduler_client;
+pub mod snap;
 pub mod store;
+pub mod task;
 pub mod transport;
 pub mod util;
 
@@ -64,4 +67,5 @@ pub use crate::peer::Peer;
 pub use crate::peer_storage::PeerStorage;
 pub use crate::scheduler_client::SchedulerClient;
 pub use crate::store::{Effects, Store, StoreContext};
+pub use crate::task::{Task, TaskResult};
 pub use crate::transport::Transport;

@@ -3,9 +3,11 @@
 use engine::{Cf, DbIterator, Snapshot};
 use proto::metapb::Region;
 use proto::raft_cmdpb::{RaftCmdRequest, RaftCmdResponse};
-use proto::raft_serverpb::RaftMessage;
+use proto::raft_serverpb::{RaftMessage, SnapshotChunk};
 use proto::schedulerpb::RegionHeartbeatResponse;
+use raft::SnapshotStatus;
 
+use crate::task::TaskResult;
 use crate::Result;
 
 /// A consistent read view of one region: an engine snapshot plus the region it was taken for,
@@ -53,6 +55,17 @@ pub type Callback = Box<dyn FnOnce(CmdResponse) + Send>;
 pub enum StoreEvent {
     /// A raft message from another store.
     Raft(RaftMessage),
+    /// A piece of a snapshot file from another store (see [`crate::snap::transfer`]).
+    SnapshotChunk(SnapshotChunk),
+    /// The transport's report on a snapshot this store sent: whether the stream got through.
+    SnapshotStatus {
+        /// The region the snapshot is of.
+        region_id: u64,
+        /// The peer it was sent to.
+        to_peer_id: u64,
+        /// Finished or failed.
+        status: SnapshotStatus,
+    },
     /// A client command and the callback to answer it.
     Command {
         /// The command.
@@ -64,6 +77,8 @@ pub enum StoreEvent {
     Tick,
     /// The scheduler's answer to a region heartbeat (used from stage 3b on).
     SchedulerResponse(RegionHeartbeatResponse),
+    /// A background task this store spawned has finished.
+    TaskDone(TaskResult),
 }
 
 impl std::fmt::Debug for StoreEvent {
@@ -80,6 +95,27 @@ impl std::fmt::Debug for StoreEvent {
             StoreEvent::Command { req, .. } => {
                 write!(f, "Command(region {})", req.get_header().region_id)
             }
+            StoreEvent::SnapshotChunk(c) => {
+                let m = c.get_message();
+                write!(
+                    f,
+                    "SnapshotChunk(region {} {}->{} at {}, {} bytes)",
+                    m.region_id,
+                    m.get_from_peer().id,
+                    m.get_to_peer().id,
+                    c.offset,
+                    c.data.len()
+                )
+            }
+            StoreEvent::SnapshotStatus {
+                region_id,
+                to_peer_id,
+                status,
+            } => write!(
+                f,
+                "SnapshotStatus(region {region_id} to {to_peer_id}: {status:?})"
+            ),
+            StoreEvent::TaskDone(r) => write!(f, "TaskDone({r:?})"),
             StoreEvent::Tick => f.write_str("Tick"),
             StoreEvent::SchedulerResponse(r) => {
                 write!(f, "SchedulerResponse(region {})", r.region_id)

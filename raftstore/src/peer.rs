@@ -3,15 +3,18 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use engine::Engines;
-use proto::eraftpb::Message;
+use proto::eraftpb::{Entry, Message, MessageType};
 use proto::metapb::{self, Region};
 use proto::raft_cmdpb::RaftCmdResponse;
 use proto::raft_serverpb::RaftMessage;
 use proto::schedulerpb::RegionHeartbeatRequest;
-use raft::{RawNode, StateRole};
+use raft::{RawNode, SnapshotStatus, StateRole};
 
 use crate::msg::{Callback, CmdResponse};
-use crate::{util, Config, Error, PeerStorage, Result, SchedulerClient, Transport};
+use crate::snap::transfer::OutgoingSnapshot;
+use crate::snap::{SnapFileKind, SnapKey};
+use crate::store::StoreContext;
+use crate::{util, Config, Error, PeerStorage, Result, SchedulerClient};
 
 /// A command proposed to raft and waiting for its entry to be applied.
 pub struct Proposal {
@@ -50,6 +53,16 @@ pub struct Peer {
     pub(crate) ticks: u64,
     /// Whether the last processed ready left this peer leader.
     pub(crate) was_leader: bool,
+    /// The snapshot whose data is being written into the region's range (stage 2C). While
+    /// it is, the peer processes no `Ready`: it must not apply later entries, or answer
+    /// reads, before the data is there.
+    pub applying_snapshot: Option<SnapKey>,
+    /// Committed entries that came in the same `Ready` as a snapshot, applied once the
+    /// snapshot's data is in place.
+    pub(crate) deferred_entries: Vec<Entry>,
+    /// Where the next raft-log GC starts: one past the last index an earlier GC deleted
+    /// (0 after a start: from the first entry still stored).
+    pub last_compacted_idx: u64,
 }
 
 impl std::fmt::Debug for Peer {
@@ -99,6 +112,9 @@ impl Peer {
             tag,
             ticks: 0,
             was_leader: false,
+            applying_snapshot: None,
+            deferred_entries: Vec::new(),
+            last_compacted_idx: 0,
         })
     }
 
@@ -142,12 +158,15 @@ impl Peer {
         self.peer_cache.get(&self.leader_id()).cloned()
     }
 
-    /// Wraps raft messages for their stores and hands them to the transport. A message to a
-    /// peer this replica cannot place is dropped (raft retries).
-    pub fn send(&mut self, transport: &mut dyn Transport, msgs: Vec<Message>) {
+    /// Wraps raft messages for their stores and hands them to the transport; a `MsgSnapshot`
+    /// goes with its generated file as an [`OutgoingSnapshot`]. A message to a peer this
+    /// replica cannot place is dropped (raft retries); raft learns of a snapshot that could not
+    /// be sent (a failure) and of a peer the transport could not reach.
+    pub fn send(&mut self, ctx: &mut StoreContext<'_>, msgs: Vec<Message>) {
         for msg in msgs {
-            let Some(to) = self.peer_cache.get(&msg.to).cloned() else {
-                tracing::debug!("{} drops a message to unknown peer {}", self.tag, msg.to);
+            let to_id = msg.to;
+            let Some(to) = self.peer_cache.get(&to_id).cloned() else {
+                tracing::debug!("{} drops a message to unknown peer {to_id}", self.tag);
                 continue;
             };
             let mut rm = RaftMessage::new();
@@ -159,9 +178,22 @@ impl Peer {
                 rm.start_key = self.region().start_key.clone();
                 rm.end_key = self.region().end_key.clone();
             }
+            let is_snapshot = msg.get_msg_type() == MessageType::MsgSnapshot;
             rm.set_message(msg);
-            if let Err(e) = transport.send(rm) {
-                tracing::debug!("{} failed to send a message: {e}", self.tag);
+            if is_snapshot {
+                let snap = rm.get_message().get_snapshot();
+                let key = SnapKey::of(self.region_id, snap);
+                let path = ctx.snap_mgr.path(SnapFileKind::Generated, &key);
+                let sent = OutgoingSnapshot::open(rm, &path, ctx.cfg.snap_chunk_size)
+                    .and_then(|out| ctx.fx.transport.send_snapshot(out));
+                if let Err(e) = sent {
+                    tracing::warn!("{} cannot send snapshot {key} to {to_id}: {e}", self.tag);
+                    self.raft_group
+                        .report_snapshot(to_id, SnapshotStatus::Failure);
+                }
+            } else if let Err(e) = ctx.fx.transport.send(rm) {
+                tracing::debug!("{} failed to send a message to {to_id}: {e}", self.tag);
+                self.raft_group.report_unreachable(to_id);
             }
         }
     }

@@ -18,16 +18,23 @@
 //!   truncated   first     applied  commit  last
 //! ```
 
+mod snapshot;
+
+use std::cell::RefCell;
+
 use engine::{keys, Cf, Durability, Engines, WriteBatch};
 use proto::eraftpb::{Entry, HardState, Snapshot};
 use proto::metapb::Region;
-use proto::raft_serverpb::{RaftApplyState, RaftLocalState};
+use proto::raft_serverpb::{PeerState, RaftApplyState, RaftLocalState};
 use protobuf::Message as _;
 use raft::{RaftState, Ready, StorageError};
 
 use crate::meta::{self, initial_apply_state, initial_raft_state};
 use crate::util::{conf_state_from_region, extra_data_ranges, KeyRange};
 use crate::{Error, Result};
+
+pub use snapshot::ApplySnapResult;
+use snapshot::GenState;
 
 /// The raft log and raft/apply state of one peer, on the store's engines.
 ///
@@ -42,6 +49,8 @@ pub struct PeerStorage {
     raft_state: RaftLocalState,
     apply_state: RaftApplyState,
     tag: String,
+    /// Where the generation of a snapshot for raft stands (raft asks through `&self`).
+    gen: RefCell<GenState>,
 }
 
 /// Loads a region's raft state; a missing one is the initial state (written now) for an
@@ -84,6 +93,39 @@ fn init_raft_state(engines: &Engines, region: &Region) -> Result<RaftLocalState>
     Ok(state)
 }
 
+/// A region whose state is `Applying` was receiving a snapshot when the store stopped. The
+/// snapshot's apply state (applied = truncated = the snapshot's index) was persisted first; if
+/// the raft engine's write did not follow, the raft state still describes the log from before
+/// the snapshot, none of which survives a snapshot. Resets it to the snapshot's (last index and
+/// term = the truncated state, commit = its index, term raised to at least its term) and deletes
+/// the old entries after it, durably.
+fn recover_applying_raft_state(
+    engines: &Engines,
+    region_id: u64,
+    apply: &RaftApplyState,
+    state: &mut RaftLocalState,
+) -> Result<()> {
+    let t = apply.get_truncated_state();
+    if state.last_index == t.index && state.last_term == t.term {
+        return Ok(());
+    }
+    let mut raft_wb = WriteBatch::new();
+    for index in t.index + 1..=state.last_index {
+        raft_wb.delete_cf(Cf::Raft, &keys::raft_log_key(region_id, index))?;
+    }
+    state.last_index = t.index;
+    state.last_term = t.term;
+    let hs = state.mut_hard_state();
+    if hs.term < t.term {
+        hs.term = t.term;
+        hs.vote = 0;
+    }
+    hs.commit = t.index;
+    meta::write_raft_state(&mut raft_wb, region_id, state)?;
+    engines.raft.write(raft_wb, Durability::Sync)?;
+    Ok(())
+}
+
 /// Loads a region's apply state, like [`init_raft_state`].
 fn init_apply_state(engines: &Engines, region: &Region) -> Result<RaftApplyState> {
     if let Some(mut state) = meta::apply_state(&engines.kv, region.id)? {
@@ -113,14 +155,20 @@ impl PeerStorage {
     /// [`PeerStorage`] for missing ones) and checks that they agree with each other and with
     /// the log. A broken invariant is [`Error::Corrupt`], never a panic.
     pub fn new(engines: Engines, region: Region, tag: String) -> Result<PeerStorage> {
-        let raft_state = init_raft_state(&engines, &region)?;
+        let mut raft_state = init_raft_state(&engines, &region)?;
         let apply_state = init_apply_state(&engines, &region)?;
+        let applying = meta::region_local_state(&engines.kv, region.id)?
+            .is_some_and(|s| s.get_state() == PeerState::Applying);
+        if applying {
+            recover_applying_raft_state(&engines, region.id, &apply_state, &mut raft_state)?;
+        }
         let ps = PeerStorage {
             engines,
             region,
             raft_state,
             apply_state,
             tag,
+            gen: RefCell::new(GenState::default()),
         };
         ps.validate()?;
         tracing::debug!(
@@ -325,41 +373,51 @@ impl PeerStorage {
         // lab:end 2b
     }
 
-    /// Persists what a `Ready` asks to persist before its messages are sent: its entries and
-    /// its hard state (if changed) go into one raft-engine batch together with the raft state,
-    /// written with [`Durability::Sync`] (a peer must not vote or acknowledge entries it could
-    /// forget in a crash). Nothing is written when nothing changed. The ready is not modified.
-    /// If the write fails, the cached state is left as it was.
+    /// Persists what a `Ready` asks to persist before its messages are sent: its snapshot (see
+    /// [`PeerStorage::apply_snapshot`]), its entries and its hard state (if changed), in one
+    /// raft-engine batch together with the raft state, written with [`Durability::Sync`] (a
+    /// peer must not vote or acknowledge entries it could forget in a crash). A snapshot's apply
+    /// and region state go to the kv engine, synced, *before* the raft batch: a crash between the
+    /// two leaves a region `Applying` whose raft state [`PeerStorage::new`] derives from them.
+    /// Nothing is written when nothing changed. The ready is not modified. If a write fails,
+    /// the cached state is left as it was.
     ///
-    /// Snapshots are applied from stage 2C on (this is the seam where `apply_snapshot` joins):
-    /// a ready carrying one is an error for now.
-    pub fn save_ready_state(&mut self, ready: &Ready) -> Result<()> {
-        if ready.snapshot.is_some() {
-            return Err(Error::other(format!(
-                "{}: the ready carries a snapshot, but snapshots are applied from stage 2c on",
-                self.tag
-            )));
-        }
+    /// Returns what a snapshot changed, for the caller to apply its data
+    /// ([`crate::peer_msg_handler::PeerMsgHandler::start_applying_snapshot`]).
+    pub fn save_ready_state(&mut self, ready: &Ready) -> Result<Option<ApplySnapResult>> {
         // lab:begin 2b
         // lab:stub todo!("2b: append the entries and update the hard state; write them with the raft state in one synced batch")
-        let prev = self.raft_state.clone();
+        let prev = (
+            self.raft_state.clone(),
+            self.apply_state.clone(),
+            self.region.clone(),
+        );
         let res = (|| {
+            let mut kv_wb = WriteBatch::new();
             let mut raft_wb = WriteBatch::new();
+            let applied = match &ready.snapshot {
+                Some(snap) => Some(self.apply_snapshot(snap, &mut kv_wb, &mut raft_wb)?),
+                None => None,
+            };
             self.append(&ready.entries, &mut raft_wb)?;
             if let Some(hs) = &ready.hard_state {
                 self.raft_state.set_hard_state(hs.clone());
             }
-            if self.raft_state != prev {
+            if self.raft_state != prev.0 {
                 meta::write_raft_state(&mut raft_wb, self.region.id, &self.raft_state)?;
+            }
+            if !kv_wb.is_empty() {
+                self.engines.kv.write(kv_wb, Durability::Sync)?;
             }
             if !raft_wb.is_empty() {
                 self.engines.raft.write(raft_wb, Durability::Sync)?;
             }
-            Ok(())
+            Ok(applied)
         })();
         if res.is_err() {
-            // Nothing was written: keep the cache equal to the disk.
-            self.raft_state = prev;
+            // Nothing (or not everything) was written: keep the cache equal to the disk as
+            // far as it can be; the peer stops after a failed ready anyway.
+            (self.raft_state, self.apply_state, self.region) = prev;
         }
         res
         // lab:end 2b
@@ -516,10 +574,12 @@ impl raft::Storage for PeerStorage {
         Ok(self.raft_state.last_index)
     }
 
-    /// Not yet: snapshots are generated asynchronously by the region worker, which lands with
-    /// stage 2C. Until then raft is told to try again later.
+    /// The snapshot raft sends to a follower that lags behind the log. Generated
+    /// asynchronously: the first call asks for a generation (the peer's handler spawns it)
+    /// and answers "temporarily unavailable", like every call until it is done; then a valid
+    /// result is handed out once (see [`PeerStorage::take_gen_request`]).
     fn snapshot(&self) -> raft::Result<Snapshot> {
-        Err(StorageError::SnapshotTemporarilyUnavailable.into())
+        self.poll_generated_snapshot()
     }
 }
 

@@ -9,10 +9,34 @@ use proto::raft_serverpb::{PeerState, RegionLocalState};
 use crate::msg::{CmdResponse, StoreEvent};
 use crate::peer::{error_response, Peer};
 use crate::peer_msg_handler::PeerMsgHandler;
+use crate::snap::transfer::{ChunkOutcome, SnapReceiver};
+use crate::snap::{snapshot_data, SnapFileKind, SnapKey, SnapManager};
+use crate::task::{ApplySnapTask, Task};
+use crate::util::regions_overlap;
 use crate::{meta, Config, Error, Result, SchedulerClient, Transport};
 
-/// What a store may ask of the world while it handles an event. A runtime builds one per
-/// event; this is the store's whole view of the outside (no clock, no threads).
+/// Where a store reaches the world while it handles one event: the transport, the scheduler
+/// and the runtime's task queue. A runtime builds one per event; this is the store's whole
+/// view of the outside (no clock, no threads).
+pub struct Effects<'a> {
+    /// Raft messages and snapshots to other stores.
+    pub transport: &'a mut dyn Transport,
+    /// The scheduler.
+    pub scheduler: &'a mut dyn SchedulerClient,
+    /// Background tasks for the runtime to run (see [`crate::task`]).
+    pub tasks: &'a mut Vec<Task>,
+}
+
+impl Effects<'_> {
+    /// Hands a background task to the runtime; its result comes back as
+    /// [`StoreEvent::TaskDone`].
+    pub fn spawn(&mut self, task: Task) {
+        self.tasks.push(task);
+    }
+}
+
+/// What a peer's handler may use while it handles an event: the store's own parts, and the
+/// [`Effects`] the runtime passed in.
 pub struct StoreContext<'a> {
     /// This store's id.
     pub store_id: u64,
@@ -20,19 +44,10 @@ pub struct StoreContext<'a> {
     pub cfg: &'a Config,
     /// The store's engines.
     pub engines: &'a Engines,
-    /// Raft messages to other stores.
-    pub transport: &'a mut dyn Transport,
-    /// The scheduler.
-    pub scheduler: &'a mut dyn SchedulerClient,
-}
-
-/// Where a store reaches the world: the transport and the scheduler. (Background tasks join
-/// here in later stages.)
-pub struct Effects<'a> {
-    /// Raft messages to other stores.
-    pub transport: &'a mut dyn Transport,
-    /// The scheduler.
-    pub scheduler: &'a mut dyn SchedulerClient,
+    /// The store's snapshot directory.
+    pub snap_mgr: &'a SnapManager,
+    /// The outside world.
+    pub fx: Effects<'a>,
 }
 
 /// The peers of one store, keyed by region id.
@@ -40,7 +55,11 @@ pub struct Store {
     id: u64,
     cfg: Config,
     engines: Engines,
+    snap_mgr: SnapManager,
+    receiver: SnapReceiver,
     peers: BTreeMap<u64, Peer>,
+    /// Tasks to hand to the runtime at the next event (those found necessary at start).
+    startup_tasks: Vec<Task>,
     /// Base ticks since the store started.
     ticks: u64,
 }
@@ -54,55 +73,96 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Every region state the kv engine holds.
+fn load_region_states(engines: &Engines) -> Result<Vec<RegionLocalState>> {
+    let mut regions = Vec::new();
+    let snap = engines.kv.snapshot()?;
+    let mut decode_error = None;
+    snap.scan_cf(
+        Cf::Raft,
+        keys::REGION_META_MIN_KEY,
+        Some(keys::REGION_META_MAX_KEY),
+        |key, value| {
+            if keys::decode_region_meta_key(key)
+                .is_some_and(|(_, suffix)| suffix == keys::REGION_STATE_SUFFIX)
+            {
+                use protobuf::Message as _;
+                match RegionLocalState::parse_from_bytes(value) {
+                    Ok(state) => regions.push(state),
+                    Err(e) => {
+                        decode_error = Some(Error::corrupt(format!(
+                            "region state under {key:02x?}: {e}"
+                        )));
+                        return false;
+                    }
+                }
+            }
+            true
+        },
+    )?;
+    match decode_error {
+        Some(e) => Err(e),
+        None => Ok(regions),
+    }
+}
+
 impl Store {
     /// Starts store `id` over its engines: creates a peer for every region whose state is
-    /// persisted as Normal (tombstones stay dead).
+    /// persisted as Normal or Applying (tombstones stay dead), cleans the snapshot directory
+    /// (`<engines>/snap`), and schedules the application of any snapshot a crash interrupted
+    /// (handed to the runtime with the first event).
     pub fn new(id: u64, cfg: Config, engines: Engines) -> Result<Store> {
         cfg.validate()?;
-        let mut regions = Vec::new();
-        {
-            let snap = engines.kv.snapshot()?;
-            let mut decode_error = None;
-            snap.scan_cf(
-                Cf::Raft,
-                keys::REGION_META_MIN_KEY,
-                Some(keys::REGION_META_MAX_KEY),
-                |key, value| {
-                    if keys::decode_region_meta_key(key)
-                        .is_some_and(|(_, suffix)| suffix == keys::REGION_STATE_SUFFIX)
-                    {
-                        use protobuf::Message as _;
-                        match RegionLocalState::parse_from_bytes(value) {
-                            Ok(state) => regions.push(state),
-                            Err(e) => {
-                                decode_error = Some(Error::corrupt(format!(
-                                    "region state under {key:02x?}: {e}"
-                                )));
-                                return false;
-                            }
-                        }
-                    }
-                    true
-                },
-            )?;
-            if let Some(e) = decode_error {
-                return Err(e);
-            }
-        }
+        let snap_mgr = SnapManager::new(engines.path().join("snap"))?;
         let mut peers = BTreeMap::new();
-        for state in regions {
+        let mut applying = Vec::new();
+        for state in load_region_states(&engines)? {
             if state.get_state() == PeerState::Tombstone {
                 continue;
             }
             let region = state.get_region().clone();
-            let peer = Peer::new(id, &cfg, engines.clone(), region.clone())?;
+            let mut peer = Peer::new(id, &cfg, engines.clone(), region.clone())?;
+            if state.get_state() == PeerState::Applying {
+                let t = peer.storage().apply_state().get_truncated_state();
+                let key = SnapKey {
+                    region_id: region.id,
+                    term: t.term,
+                    index: t.index,
+                };
+                peer.applying_snapshot = Some(key);
+                applying.push(key);
+            }
             peers.insert(region.id, peer);
         }
+        snap_mgr.clean_at_start(|key| applying.contains(key))?;
+        let mut startup_tasks = Vec::new();
+        for key in applying {
+            let data = snap_mgr.read_received_meta(&key).map_err(|e| {
+                Error::corrupt(format!(
+                    "region {} was applying snapshot {key} and cannot go on: {e}",
+                    key.region_id
+                ))
+            })?;
+            tracing::info!(
+                "store {id}: region {} resumes applying snapshot {key}",
+                key.region_id
+            );
+            startup_tasks.push(Task::ApplySnapshot(ApplySnapTask::new(
+                key,
+                data,
+                &snap_mgr,
+                cfg.task_batch_bytes,
+            )));
+        }
+        let receiver = SnapReceiver::new(snap_mgr.clone(), cfg.ticks(cfg.snap_receive_timeout));
         Ok(Store {
             id,
             cfg,
             engines,
+            snap_mgr,
+            receiver,
             peers,
+            startup_tasks,
             ticks: 0,
         })
     }
@@ -117,6 +177,11 @@ impl Store {
         &self.engines
     }
 
+    /// The store's snapshot directory.
+    pub fn snap_manager(&self) -> &SnapManager {
+        &self.snap_mgr
+    }
+
     /// The peer of `region_id` on this store, if any.
     pub fn peer(&self, region_id: u64) -> Option<&Peer> {
         self.peers.get(&region_id)
@@ -128,13 +193,21 @@ impl Store {
     }
 
     /// Handles one event, then processes the ready of every peer it touched.
-    pub fn handle(&mut self, ev: StoreEvent, fx: Effects<'_>) {
+    pub fn handle(&mut self, ev: StoreEvent, mut fx: Effects<'_>) {
+        for task in self.startup_tasks.drain(..) {
+            fx.spawn(task);
+        }
         let mut ctx = StoreContext {
             store_id: self.id,
             cfg: &self.cfg,
             engines: &self.engines,
-            transport: fx.transport,
-            scheduler: fx.scheduler,
+            snap_mgr: &self.snap_mgr,
+            // Rebuilt field by field: the runtime's trait objects coerce to the shorter life.
+            fx: Effects {
+                transport: fx.transport,
+                scheduler: fx.scheduler,
+                tasks: fx.tasks,
+            },
         };
         match ev {
             StoreEvent::Tick => {
@@ -147,6 +220,7 @@ impl Store {
                         tracing::error!("store {}: syncing the kv engine failed: {e}", self.id);
                     }
                 }
+                self.receiver.on_tick(self.ticks);
                 for peer in self.peers.values_mut() {
                     let mut h = PeerMsgHandler::new(peer, &mut ctx);
                     h.on_tick();
@@ -173,6 +247,37 @@ impl Store {
                 }
                 ready(&mut h, self.id);
             }
+            StoreEvent::SnapshotChunk(chunk) => {
+                let to_store = chunk.get_message().get_to_peer().store_id;
+                if to_store != self.id {
+                    tracing::debug!(
+                        "store {} got a snapshot chunk for store {to_store}",
+                        self.id
+                    );
+                    return;
+                }
+                match self.receiver.on_chunk(chunk, self.ticks) {
+                    Ok(ChunkOutcome::Pending | ChunkOutcome::Duplicate) => {}
+                    Ok(ChunkOutcome::Complete(key, msg)) => {
+                        if let Err(e) = on_snapshot_received(&mut self.peers, key, *msg, &mut ctx) {
+                            tracing::warn!("store {}: snapshot {key} refused: {e}", self.id);
+                            self.snap_mgr.delete_received(&key);
+                        }
+                    }
+                    Err(e) => tracing::warn!("store {}: {e}", self.id),
+                }
+            }
+            StoreEvent::SnapshotStatus {
+                region_id,
+                to_peer_id,
+                status,
+            } => {
+                if let Some(peer) = self.peers.get_mut(&region_id) {
+                    peer.raft_group.report_snapshot(to_peer_id, status);
+                    let mut h = PeerMsgHandler::new(peer, &mut ctx);
+                    ready(&mut h, self.id);
+                }
+            }
             StoreEvent::Command { req, cb } => {
                 let region_id = req.get_header().region_id;
                 let Some(peer) = self.peers.get_mut(&region_id) else {
@@ -184,6 +289,15 @@ impl Store {
                 };
                 let mut h = PeerMsgHandler::new(peer, &mut ctx);
                 h.propose_raft_command(req, cb);
+                ready(&mut h, self.id);
+            }
+            StoreEvent::TaskDone(result) => {
+                let Some(peer) = self.peers.get_mut(&result.region_id()) else {
+                    tracing::debug!("store {}: a task result for a gone region", self.id);
+                    return;
+                };
+                let mut h = PeerMsgHandler::new(peer, &mut ctx);
+                h.on_task_done(result);
                 ready(&mut h, self.id);
             }
             StoreEvent::SchedulerResponse(_) => {
@@ -199,6 +313,72 @@ impl Store {
     ) -> Result<Option<proto::raft_serverpb::RaftApplyState>> {
         meta::apply_state(&self.engines.kv, region_id)
     }
+
+    /// Whether the snapshot directory holds any file of kind `kind` (for tests).
+    pub fn has_snapshot_files(&self, kind: SnapFileKind) -> Result<bool> {
+        Ok(self.snap_mgr.list()?.iter().any(|(k, _)| *k == kind))
+    }
+}
+
+/// A snapshot file arrived whole and verified: checks that it may be applied here and
+/// steps its message into the peer. An error refuses it (the caller deletes the file); a
+/// snapshot raft does not take (not newer than what the peer has) is deleted too.
+fn on_snapshot_received(
+    peers: &mut BTreeMap<u64, Peer>,
+    key: SnapKey,
+    msg: proto::raft_serverpb::RaftMessage,
+    ctx: &mut StoreContext<'_>,
+) -> Result<()> {
+    let data = snapshot_data(msg.get_message().get_snapshot())?;
+    let region = data.get_region();
+    let to = msg.get_to_peer();
+    // The framework's `check_snapshot`: the snapshot must describe a region that holds
+    // the target peer, and must not overlap another region of this store (it would
+    // overwrite that region's data).
+    if !region
+        .get_peers()
+        .iter()
+        .any(|p| p.id == to.id && p.store_id == to.store_id)
+    {
+        return Err(Error::other(format!(
+            "its region {} does not hold the target peer {}",
+            region.id, to.id
+        )));
+    }
+    if let Some(other) = peers
+        .values()
+        .map(|p| p.region())
+        .find(|r| r.id != region.id && regions_overlap(r, region))
+    {
+        return Err(Error::other(format!(
+            "its region {} overlaps region {} of this store",
+            region.id, other.id
+        )));
+    }
+    let Some(peer) = peers.get_mut(&msg.region_id) else {
+        return Err(Error::RegionNotFound(msg.region_id));
+    };
+    if crate::util::is_epoch_stale(region.get_region_epoch(), peer.region().get_region_epoch()) {
+        return Err(Error::other(format!(
+            "its region epoch {:?} is older than the peer's {:?}",
+            region.get_region_epoch(),
+            peer.region().get_region_epoch()
+        )));
+    }
+    ctx.snap_mgr.write_received_meta(&key, &data)?;
+    let mut h = PeerMsgHandler::new(peer, ctx);
+    h.on_raft_msg(msg)?;
+    if !h.snapshot_pending(&key) {
+        tracing::debug!(
+            "store {}: raft did not take snapshot {key} (not newer than the peer's state)",
+            ctx.store_id
+        );
+        ctx.snap_mgr.delete_received(&key);
+    }
+    let store_id = ctx.store_id;
+    let mut h = PeerMsgHandler::new(peer, ctx);
+    ready(&mut h, store_id);
+    Ok(())
 }
 
 /// Processes a peer's ready; a peer that cannot persist stops (it must not send or apply

@@ -29,6 +29,18 @@ fn cmp_end_keys(a: &[u8], b: &[u8]) -> Ordering {
     }
 }
 
+/// Whether two regions' ranges share a key.
+pub fn regions_overlap(a: &Region, b: &Region) -> bool {
+    // Each starts before the other ends.
+    starts_before_end(a.get_start_key(), b.get_end_key())
+        && starts_before_end(b.get_start_key(), a.get_end_key())
+}
+
+/// Whether a range starting at `start` begins before `end` (an empty end is unbounded).
+fn starts_before_end(start: &[u8], end: &[u8]) -> bool {
+    end.is_empty() || start < end
+}
+
 /// Whether `key` lies in `[region.start_key, region.end_key)`.
 pub fn region_contains_key(region: &Region, key: &[u8]) -> bool {
     let end = region.get_end_key();
@@ -460,6 +472,17 @@ mod tests {
     }
 
     proptest! {
+        // Two ranges overlap iff the later of their starts lies in both.
+        #[test]
+        fn regions_overlap_iff_the_later_start_is_in_both(a in arb_region(), b in arb_region()) {
+            let w = a.get_start_key().max(b.get_start_key());
+            prop_assert_eq!(
+                regions_overlap(&a, &b),
+                region_contains_key(&a, w) && region_contains_key(&b, w)
+            );
+            prop_assert_eq!(regions_overlap(&a, &b), regions_overlap(&b, &a));
+        }
+
         // A key is cleared iff the old region held it and the new one does not.
         #[test]
         fn extra_ranges_cover_exactly_old_minus_new(

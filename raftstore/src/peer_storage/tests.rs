@@ -301,16 +301,6 @@ fn save_ready_state_writes_nothing_without_entries_or_hard_state() {
 }
 
 #[test]
-fn save_ready_state_refuses_snapshots_until_2c() {
-    let (_dir, mut ps) = new_storage();
-    let mut rd = ready(&[(6, 6)], Some((6, 1, 5)));
-    rd.snapshot = Some(Snapshot::default());
-    assert!(matches!(ps.save_ready_state(&rd), Err(Error::Other(m)) if m.contains("2c")));
-    assert_eq!(ps.last_index(), 5);
-    assert!(stored_log_indexes(&ps).is_empty());
-}
-
-#[test]
 fn append_rejects_non_contiguous_entries_and_holes() {
     let (_dir, mut ps) = new_storage();
     let mut wb = WriteBatch::new();
@@ -540,15 +530,148 @@ fn a_message_created_peer_that_voted_keeps_its_vote_when_split_initialises_it() 
     }
 }
 
-#[test]
-fn snapshots_are_temporarily_unavailable_until_2c() {
-    let (_dir, ps) = new_storage();
-    assert_eq!(
-        ps.snapshot(),
+fn temporarily_unavailable<T: std::fmt::Debug>(r: raft::Result<T>) -> bool {
+    matches!(
+        r,
         Err(raft::Error::Store(
             StorageError::SnapshotTemporarilyUnavailable
         ))
+    )
+}
+
+/// Runs the generation the storage asked for, as the peer's handler and a task would.
+fn generate(ps: &mut PeerStorage, dir: &std::path::Path) -> raft::Result<Snapshot> {
+    let (index, term) = ps
+        .take_gen_request()
+        .unwrap()
+        .expect("a generation was asked for");
+    let task = crate::task::GenSnapTask {
+        region_id: 1,
+        index,
+        term,
+        kv_snap: ps.engines().kv.snapshot().unwrap(),
+        mgr: crate::snap::SnapManager::new(dir.join("snap")).unwrap(),
+    };
+    ps.on_snapshot_generated(task.run());
+    ps.snapshot()
+}
+
+/// Raft's first ask starts a generation and hears "temporarily unavailable", as does every
+/// ask while it runs; the result is handed out once, at the applied index and its term, with
+/// the region's membership; the next ask starts a new generation.
+#[test]
+fn snapshots_are_generated_asynchronously() {
+    let (dir, mut ps) = new_storage();
+    ps.save_ready_state(&ready(&[(6, 6), (7, 6)], Some((6, 1, 7))))
+        .unwrap();
+    let mut state = ps.apply_state().clone();
+    state.applied_index = 7;
+    let mut kv_wb = WriteBatch::new();
+    write_apply_state(&mut kv_wb, 1, &state).unwrap();
+    ps.engines().kv.write(kv_wb, Durability::Sync).unwrap();
+    ps.set_apply_state(state);
+
+    assert_eq!(ps.take_gen_request().unwrap(), None, "nothing asked yet");
+    assert!(temporarily_unavailable(ps.snapshot()));
+    assert!(temporarily_unavailable(ps.snapshot()), "still generating");
+    let snap = generate(&mut ps, dir.path()).unwrap();
+    assert_eq!(
+        (snap.get_metadata().index, snap.get_metadata().term),
+        (7, 6)
     );
+    assert_eq!(snap.get_metadata().get_conf_state().voters, vec![1]);
+    assert!(temporarily_unavailable(ps.snapshot()), "handed out once");
+    assert!(ps.take_gen_request().unwrap().is_some());
+}
+
+/// Moves the cached and persisted apply state to `applied` / `truncated`.
+fn set_applied(ps: &mut PeerStorage, applied: u64, truncated: u64) {
+    let mut state = ps.apply_state().clone();
+    state.applied_index = applied;
+    state.mut_truncated_state().index = truncated;
+    state.mut_truncated_state().term = 6;
+    let mut kv_wb = WriteBatch::new();
+    write_apply_state(&mut kv_wb, 1, &state).unwrap();
+    ps.engines().kv.write(kv_wb, Durability::Sync).unwrap();
+    ps.set_apply_state(state);
+}
+
+/// A generated snapshot older than the truncated index is useless (the follower could not
+/// continue from it): it is regenerated, and after five useless ones raft gets an error.
+#[test]
+fn stale_generated_snapshots_are_regenerated_then_refused() {
+    let (dir, mut ps) = new_storage();
+    let all: Vec<(u64, u64)> = (6..=30).map(|i| (i, 6)).collect();
+    ps.save_ready_state(&ready(&all, Some((6, 1, 30)))).unwrap();
+    set_applied(&mut ps, 10, 5);
+    for round in 0..5 {
+        assert!(temporarily_unavailable(ps.snapshot()));
+        let (index, term) = ps.take_gen_request().unwrap().unwrap();
+        assert_eq!((index, term), (10 + 2 * round, 6));
+        let task = crate::task::GenSnapTask {
+            region_id: 1,
+            index,
+            term,
+            kv_snap: ps.engines().kv.snapshot().unwrap(),
+            mgr: crate::snap::SnapManager::new(dir.path().join("snap")).unwrap(),
+        };
+        let result = task.run();
+        // Meanwhile the peer applied more and compacted its log past the snapshot.
+        set_applied(&mut ps, index + 2, index + 1);
+        ps.on_snapshot_generated(result);
+        let answer = ps.snapshot();
+        if round < 4 {
+            assert!(
+                temporarily_unavailable(answer.clone()),
+                "round {round}: {answer:?}"
+            );
+        } else {
+            assert!(
+                matches!(answer, Err(raft::Error::Store(StorageError::Other(ref m))) if m.contains("stale")),
+                "{answer:?}"
+            );
+        }
+    }
+    // A fresh one, not overtaken, is handed out.
+    assert!(temporarily_unavailable(ps.snapshot()));
+    let snap = generate(&mut ps, dir.path()).unwrap();
+    assert_eq!(snap.get_metadata().index, 20);
+}
+
+/// A store crashed after persisting a snapshot's apply and region state (`Applying`) but
+/// before its raft state: the raft state still describes the old log. On restart the storage
+/// resets it to the snapshot's (the old log is gone) and deletes the old entries after it.
+#[test]
+fn a_restart_while_applying_derives_the_raft_state_from_the_snapshot() {
+    let (_dir, mut ps) = new_storage();
+    ps.save_ready_state(&ready(&[(6, 6), (7, 6), (8, 6)], Some((6, 1, 6))))
+        .unwrap();
+    let (engines, region) = (ps.engines().clone(), ps.region().clone());
+    drop(ps);
+    let mut apply = meta::initial_apply_state();
+    apply.applied_index = 7;
+    apply.mut_truncated_state().index = 7;
+    apply.mut_truncated_state().term = 9;
+    let mut kv_wb = WriteBatch::new();
+    write_apply_state(&mut kv_wb, 1, &apply).unwrap();
+    meta::write_region_state(
+        &mut kv_wb,
+        &region,
+        proto::raft_serverpb::PeerState::Applying,
+    )
+    .unwrap();
+    engines.kv.write(kv_wb, Durability::Sync).unwrap();
+
+    let ps = PeerStorage::new(engines.clone(), region.clone(), "restarted".into()).unwrap();
+    assert_eq!((ps.last_index(), ps.last_term()), (7, 9));
+    let hs = ps.raft_state().get_hard_state();
+    assert_eq!((hs.term, hs.vote, hs.commit), (9, 0, 7));
+    assert_eq!((ps.first_index(), ps.applied_index()), (8, 7));
+    // Entry 8 of the old log is gone; 6 and 7 are garbage below the truncated index.
+    assert_eq!(stored_log_indexes(&ps), vec![6, 7]);
+    drop(ps);
+    let again = PeerStorage::new(engines, region, "again".into()).unwrap();
+    assert_eq!((again.last_index(), again.last_term()), (7, 9));
 }
 
 /// Persists a ready the way the peer will: save, "apply" (record the applied index with the
