@@ -13,7 +13,9 @@ use proto::raft_cmdpb::{CmdType, RaftCmdRequest, Request};
 use raftstore::{CmdResponse, StoreEvent};
 use rand::Rng;
 
-use super::{run_on_store, Cluster, Slot};
+use super::describe::CmdDesc;
+use super::{deliver, Cluster, Slot};
+use crate::sim::Label;
 
 /// A command with its header filled for `region_id` at `epoch`.
 pub fn new_request(
@@ -106,10 +108,17 @@ impl Cluster {
         let fill = Arc::clone(&slot);
         let store_id = req.get_header().get_peer().store_id;
         let latency = self.world().cfg.client_latency;
-        self.sim().schedule(latency, "client command", move |w, c| {
-            let cb = Box::new(move |resp: CmdResponse| *fill.lock() = Some(resp));
-            run_on_store(w, c, store_id, StoreEvent::Command { req, cb });
-        });
+        let label = Label::new("client command", CmdDesc::of(&req));
+        let cb = Box::new(move |resp: CmdResponse| *fill.lock() = Some(resp));
+        let (w, c) = self.sim().parts();
+        deliver(
+            w,
+            c,
+            store_id,
+            latency,
+            label,
+            StoreEvent::Command { req, cb },
+        );
         let answered = self
             .sim()
             .run_until_true(timeout, |_| slot.lock().is_some());
@@ -324,6 +333,31 @@ impl Cluster {
     /// [`Cluster::must_get_cf_none`] in `default`.
     pub fn must_get_none(&mut self, store_id: u64, key: &[u8]) {
         self.must_get_cf_none(store_id, Cf::Default, key);
+    }
+}
+
+impl Cluster {
+    /// The original's log-trim check: for every region the scheduler knows and every store
+    /// whose kv engine holds the region's apply state, `applied − truncated ≤ limit`.
+    pub fn check_log_trimmed(&mut self, limit: u64) {
+        let regions: Vec<u64> = self.world().scheduler.regions().map(|r| r.id).collect();
+        for region in regions {
+            for store in self.store_ids() {
+                let state = match raftstore::meta::apply_state(&self.engines(store).kv, region) {
+                    Ok(Some(state)) => state,
+                    Ok(None) => continue,
+                    Err(e) => self.fail(&format!(
+                        "store {store}: apply state of region {region}: {e}"
+                    )),
+                };
+                let (applied, truncated) = (state.applied_index, state.get_truncated_state().index);
+                if applied - truncated.min(applied) > limit {
+                    self.fail(&format!(
+                        "store {store}, region {region}: the raft log is not trimmed: applied {applied}, truncated {truncated}, more than {limit} apart"
+                    ));
+                }
+            }
+        }
     }
 }
 

@@ -11,7 +11,10 @@
 
 pub mod apply_oracle;
 pub mod client;
+mod describe;
 pub mod generic;
+mod route;
+pub mod tasks;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -21,14 +24,15 @@ use std::time::Duration;
 use engine::{EngineOptions, Engines};
 use parking_lot::Mutex;
 use proto::metapb;
-use proto::raft_serverpb::RaftMessage;
-use raftstore::{bootstrap, Effects, Store, StoreEvent, Transport};
+use raftstore::{bootstrap, Store};
 use rand::Rng;
 
 use crate::mock_scheduler::MockScheduler;
-use crate::sim::net::{Filter, Network, Route};
-use crate::sim::{Core, Sim};
+use crate::sim::net::{Filter, Network};
+use crate::sim::{Core, Label, Sim};
 use apply_oracle::ApplyOracle;
+pub(crate) use route::{deliver, run_on_store};
+pub use tasks::{TaskFaults, TaskTiming};
 
 /// How to build a cluster.
 #[derive(Debug, Clone)]
@@ -44,6 +48,8 @@ pub struct ClusterConfig {
     pub net: Network,
     /// Latency between a client and a store, each way.
     pub client_latency: Duration,
+    /// How long background tasks take to start and between their steps.
+    pub tasks: TaskTiming,
 }
 
 impl ClusterConfig {
@@ -55,18 +61,46 @@ impl ClusterConfig {
             engine: EngineOptions::for_simulation(),
             net: Network::default(),
             client_latency: Duration::from_millis(1),
+            tasks: TaskTiming::default(),
         }
     }
 }
 
-/// One store of the cluster: its engines survive a stop; the running store does not.
+/// One store of the cluster: its engines and snapshot directory survive a stop; the running
+/// store does not.
 pub struct StoreNode {
     /// The store's engines (kept across stop/start).
     pub engines: Engines,
     /// The running store, `None` while stopped.
     pub store: Option<Store>,
-    /// Bumped at every start, so ticks of an earlier life do not reach the new store.
+    /// Bumped at every start. Everything addressed to a store (ticks, messages, commands,
+    /// snapshot chunks, task steps) carries the incarnation it was meant for and is dropped
+    /// if the store stopped or restarted since: a crash breaks every connection and kills
+    /// every worker.
     incarnation: u64,
+}
+
+impl StoreNode {
+    /// The incarnation of the running store, `None` while stopped.
+    pub(crate) fn running(&self) -> Option<u64> {
+        self.store.as_ref().map(|_| self.incarnation)
+    }
+}
+
+/// Counters of what happened in a run, for tests to check that a scenario exercised what it
+/// meant to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Snapshot streams started.
+    pub snapshot_streams: u64,
+    /// Streams that broke (a chunk lost, the receiver down).
+    pub snapshot_streams_failed: u64,
+    /// Chunks delivered damaged (corrupt or truncated).
+    pub chunks_damaged: u64,
+    /// Background task steps run, by kind.
+    pub task_steps: BTreeMap<&'static str, u64>,
+    /// Stores crashed by a task fault.
+    pub task_crashes: u64,
 }
 
 /// Everything the simulator's events act on.
@@ -83,45 +117,18 @@ pub struct World {
     pub workload: Option<workload::Workload>,
     /// Checks that every store applies each committed command exactly once, in order.
     pub apply_oracle: ApplyOracle,
+    /// Faults injected into background tasks.
+    pub task_faults: TaskFaults,
+    /// What happened so far.
+    pub stats: Stats,
     cfg: ClusterConfig,
     /// The test's name, for failure messages.
     name: String,
 }
 
-/// Collects the messages a store sends while it handles one event.
-#[derive(Default)]
-struct Outbox(Vec<RaftMessage>);
-
-impl Transport for Outbox {
-    fn send(&mut self, msg: RaftMessage) -> raftstore::Result<()> {
-        self.0.push(msg);
-        Ok(())
-    }
-}
-
-/// Runs `ev` on store `store_id` (dropped if the store is stopped) and sends what it produced.
-pub(crate) fn run_on_store(w: &mut World, c: &mut Core<World>, store_id: u64, ev: StoreEvent) {
-    let mut outbox = Outbox::default();
-    {
-        let Some(store) = w.stores.get_mut(&store_id).and_then(|n| n.store.as_mut()) else {
-            return;
-        };
-        store.handle(
-            ev,
-            Effects {
-                transport: &mut outbox,
-                scheduler: &mut w.scheduler,
-            },
-        );
-    }
-    route_messages(w, c, store_id, outbox.0);
-    route_scheduler_responses(w, c);
-    check_oracles(w, c);
-}
-
 /// Fails the run, inside the event that revealed it, when an oracle found a violation: the
 /// apply oracle, or the mock scheduler refusing a heartbeat that breaks its rules.
-fn check_oracles(w: &mut World, c: &Core<World>) {
+pub(crate) fn check_oracles(w: &mut World, c: &Core<World>) {
     let mut found = Vec::new();
     if w.apply_oracle.has_violations() {
         found.extend(w.apply_oracle.take_violations());
@@ -155,46 +162,86 @@ fn failure_story(w: &World, c: &Core<World>, what: &str) -> String {
     )
 }
 
-fn route_messages(w: &mut World, c: &mut Core<World>, from: u64, msgs: Vec<RaftMessage>) {
-    for msg in msgs {
-        let to = msg.get_to_peer().store_id;
-        let route = Route {
-            from,
-            to,
-            kind: msg.get_message().get_msg_type() as i32,
-            region: msg.region_id,
-        };
-        let fate = w.net.route(c.rng(), &route);
-        for delay in fate.0 {
-            let msg = msg.clone();
-            c.schedule(delay, "raft message", move |w, c| {
-                run_on_store(w, c, to, StoreEvent::Raft(msg))
-            });
-        }
-    }
-}
-
-fn route_scheduler_responses(w: &mut World, c: &mut Core<World>) {
-    for (store_id, resp) in w.scheduler.take_responses() {
-        let delay = w.cfg.client_latency;
-        c.schedule(delay, "scheduler response", move |w, c| {
-            run_on_store(w, c, store_id, StoreEvent::SchedulerResponse(resp))
-        });
-    }
-}
-
 fn schedule_tick(c: &mut Core<World>, store_id: u64, incarnation: u64, after: Duration) {
     c.schedule(after, "tick", move |w: &mut World, c: &mut Core<World>| {
-        let Some(node) = w.stores.get(&store_id) else {
-            return;
-        };
-        if node.incarnation != incarnation || node.store.is_none() {
+        if w.running(store_id) != Some(incarnation) {
             return;
         }
         let base = w.cfg.store.raft_base_tick;
-        run_on_store(w, c, store_id, StoreEvent::Tick);
+        run_on_store(w, c, store_id, raftstore::StoreEvent::Tick);
         schedule_tick(c, store_id, incarnation, base);
     });
+}
+
+impl World {
+    /// The incarnation of store `store_id` if it is running.
+    pub(crate) fn running(&self, store_id: u64) -> Option<u64> {
+        self.stores.get(&store_id).and_then(StoreNode::running)
+    }
+
+    /// The stores' configuration.
+    pub fn config(&self) -> &ClusterConfig {
+        &self.cfg
+    }
+
+    /// The test's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Starts (or restarts) a stopped store over its engines, from inside the simulation.
+pub(crate) fn start_store_in(
+    w: &mut World,
+    c: &mut Core<World>,
+    store_id: u64,
+) -> Result<(), String> {
+    let seed: u64 = c.rng().gen();
+    let Some(node) = w.stores.get_mut(&store_id) else {
+        return Err(format!("there is no store {store_id}"));
+    };
+    if node.store.is_some() {
+        return Ok(());
+    }
+    let mut cfg = w.cfg.store.clone();
+    cfg.seed = seed;
+    w.apply_oracle
+        .restarted(store_id, &node.engines.kv)
+        .map_err(|e| format!("store {store_id}: cannot read its apply state: {e}"))?;
+    let store = Store::new(store_id, cfg, node.engines.clone())
+        .map_err(|e| format!("cannot start store {store_id}: {e}"))?;
+    node.store = Some(store);
+    node.incarnation += 1;
+    c.note(Label::new(
+        "start",
+        describe::Lazy(move |f| write!(f, "store {store_id}")),
+    ));
+    // Stores do not tick in lockstep: each starts at a random offset within a tick.
+    let base = w.cfg.store.raft_base_tick;
+    let offset = Duration::from_nanos(c.rng().gen_range(0..base.as_nanos().max(1) as u64));
+    schedule_tick(c, store_id, node.incarnation, offset);
+    Ok(())
+}
+
+/// Crashes a store from inside the simulation: it stops, and its engines lose every write
+/// that was not synced (when they model durability; otherwise this is a clean stop).
+pub(crate) fn crash_store_in(w: &mut World, c: &mut Core<World>, store_id: u64) {
+    let Some(node) = w.stores.get_mut(&store_id) else {
+        return;
+    };
+    node.store = None;
+    let lost = node.engines.simulate_crash();
+    c.note(Label::new(
+        "crash",
+        describe::Lazy(move |f| match &lost {
+            Ok(l) => write!(
+                f,
+                "store {store_id}: {} kv and {} raft batches lost",
+                l.kv, l.raft
+            ),
+            Err(e) => write!(f, "store {store_id}: stopped ({e})"),
+        }),
+    ));
 }
 
 /// A fresh directory for a cluster's engines. In memory (`/dev/shm`) when the machine has it:
@@ -276,6 +323,8 @@ impl Cluster {
             chaos: generic::Chaos::default(),
             workload: None,
             apply_oracle,
+            task_faults: TaskFaults::default(),
+            stats: Stats::default(),
             cfg,
             name: name.to_owned(),
         };
@@ -325,50 +374,36 @@ impl Cluster {
 
     /// Starts (or restarts) a stopped store over its engines.
     pub fn start_store(&mut self, store_id: u64) {
-        let seed: u64 = self.sim.core().rng().gen();
-        let (world, core) = self.sim.parts();
-        let Some(node) = world.stores.get_mut(&store_id) else {
-            return;
-        };
-        if node.store.is_some() {
-            return;
+        let (w, c) = self.sim.parts();
+        if let Err(e) = start_store_in(w, c, store_id) {
+            self.fail(&e);
         }
-        let mut cfg = world.cfg.store.clone();
-        cfg.seed = seed;
-        if let Err(e) = world.apply_oracle.restarted(store_id, &node.engines.kv) {
-            self.fail(&format!(
-                "store {store_id}: cannot read its apply state: {e}"
-            ));
-        }
-        let store = match Store::new(store_id, cfg, node.engines.clone()) {
-            Ok(s) => s,
-            Err(e) => self.fail(&format!("cannot start store {store_id}: {e}")),
-        };
-        node.store = Some(store);
-        node.incarnation += 1;
-        // Stores do not tick in lockstep: each starts at a random offset within a tick.
-        let base = world.cfg.store.raft_base_tick;
-        let offset = Duration::from_nanos(core.rng().gen_range(0..base.as_nanos().max(1) as u64));
-        schedule_tick(core, store_id, node.incarnation, offset);
     }
 
     /// Stops a store: its in-memory state is gone (queued messages to it are lost, pending
-    /// commands are never answered); its engines keep what was written.
+    /// commands are never answered, its running tasks die); its engines keep what was
+    /// written.
     pub fn stop_store(&mut self, store_id: u64) {
-        if let Some(node) = self.sim.world_mut().stores.get_mut(&store_id) {
+        let (w, c) = self.sim.parts();
+        if let Some(node) = w.stores.get_mut(&store_id) {
             node.store = None;
+            c.note(Label::new(
+                "stop",
+                describe::Lazy(move |f| write!(f, "store {store_id}")),
+            ));
         }
     }
 
     /// Crashes a store: it stops, and its engines lose every write that was not synced
     /// (when the engines model durability; otherwise this is a clean stop).
     pub fn crash_store(&mut self, store_id: u64) {
-        self.stop_store(store_id);
-        if let Some(node) = self.sim.world().stores.get(&store_id) {
-            if let Err(e) = node.engines.simulate_crash() {
-                tracing::debug!("store {store_id}: no crash simulation: {e}");
-            }
-        }
+        let (w, c) = self.sim.parts();
+        crash_store_in(w, c, store_id);
+    }
+
+    /// Whether store `store_id` is running.
+    pub fn is_running(&self, store_id: u64) -> bool {
+        self.world().running(store_id).is_some()
     }
 
     /// Compacts every store's data column families (see [`engine::Engine::compact_cf`]):
@@ -388,12 +423,18 @@ impl Cluster {
 
     /// Adds a network filter.
     pub fn add_filter(&mut self, f: Filter) {
-        self.sim.world_mut().net.add_filter(f);
+        let (w, c) = self.sim.parts();
+        c.note(Label::new("fault", format!("{f:?}")));
+        w.net.add_filter(f);
     }
 
     /// Removes every network filter.
     pub fn clear_filters(&mut self) {
-        self.sim.world_mut().net.clear_filters();
+        let (w, c) = self.sim.parts();
+        if !w.net.filters().is_empty() {
+            c.note("faults healed");
+        }
+        w.net.clear_filters();
     }
 
     /// Panics with the story of the run: what failed, the seed and how to replay it, the
@@ -412,11 +453,13 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if std::env::var_os("LABS_REPORT_TIME").is_some() {
             eprintln!(
-                "labs-report-time {} virtual_s={:.3} events={} apply_checked={}",
+                "labs-report-time {} virtual_s={:.3} events={} apply_checked={} snapshots_checked={} {:?}",
                 self.sim.world().name,
                 self.sim.now().as_duration().as_secs_f64(),
                 self.sim.events_executed(),
-                self.sim.world().apply_oracle.verified_entries()
+                self.sim.world().apply_oracle.verified_entries(),
+                self.sim.world().apply_oracle.verified_snapshots(),
+                self.sim.world().stats,
             );
         }
     }

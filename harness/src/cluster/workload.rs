@@ -50,8 +50,10 @@ use raftstore::{CmdResponse, StoreEvent};
 use rand::Rng;
 
 use super::client::{new_delete_cf_cmd, new_put_cf_cmd, new_request, new_snap_cmd};
-use super::{run_on_store, Cluster, World};
+use super::describe::CmdDesc;
+use super::{deliver, Cluster, World};
 use crate::linearizability::{self, CheckResult, History, KvInput, KvOutput, OpId, Outcome};
+use crate::sim::Label;
 use crate::sim::{Core, SimTime};
 
 /// How often answers in the inbox are handed to their clients.
@@ -352,6 +354,15 @@ fn wake_after(
     });
 }
 
+/// A client's command, for the trace.
+struct ClientDesc(usize, CmdDesc);
+
+impl std::fmt::Display for ClientDesc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "client {}: {}", self.0, self.1)
+    }
+}
+
 /// Picks the client's next operation (or makes it idle).
 fn next_op(w: &mut World, c: &mut Core<World>, ci: usize) {
     let stopping = wl_of(w).stopping;
@@ -564,16 +575,23 @@ fn send(w: &mut World, c: &mut Core<World>, ci: usize) {
     let wl = wl_of(w);
     let token = wl.clients[ci].wait;
     let inbox = Arc::clone(&wl.inbox);
-    c.schedule(latency, "client command", move |w: &mut World, c| {
-        let cb = Box::new(move |resp: CmdResponse| {
-            inbox.lock().push(Delivery {
-                client: ci,
-                token,
-                resp,
-            })
-        });
-        run_on_store(w, c, store_id, StoreEvent::Command { req, cb });
+    let cb = Box::new(move |resp: CmdResponse| {
+        inbox.lock().push(Delivery {
+            client: ci,
+            token,
+            resp,
+        })
     });
+    let label = Label::new("client command", ClientDesc(ci, CmdDesc::of(&req)));
+    deliver(
+        w,
+        c,
+        store_id,
+        latency,
+        label,
+        StoreEvent::Command { req, cb },
+    );
+    let wl = wl_of(w);
     if !wl.poller_running {
         wl.poller_running = true;
         c.schedule(POLL_INTERVAL, "client inbox", poll_inbox);
@@ -1164,8 +1182,9 @@ mod tests {
         cluster.run_clients_for(Duration::from_millis(500));
         assert!(cluster.workload().acked(0) > 3);
         // Lose client 0's first put on every store, as a buggy store might. The apply
-        // oracle sees this write (its own tests cover that); it is told to forget it here,
-        // as after a restart, so that this test checks the client-side oracles.
+        // oracle sees the write (no command wrote it) and, when told the stores restarted,
+        // that their data no longer matches their applied index; its complaints are taken
+        // here, so that this test checks the client-side oracles.
         for id in cluster.store_ids() {
             let kv = &cluster.engines(id).kv;
             if let Err(e) = kv.delete_cf(Cf::Default, client_key(0, 0).as_bytes()) {
@@ -1175,6 +1194,11 @@ mod tests {
                 panic!("cannot reset the apply oracle of store {id}: {e}");
             }
         }
+        let noticed = cluster.world().apply_oracle.take_violations();
+        assert!(
+            noticed.iter().any(|v| v.contains("differs")),
+            "the apply oracle did not notice the lost write: {noticed:?}"
+        );
         let failed = cluster.sim().run_until_true(Duration::from_secs(5), |w| {
             w.workload
                 .as_ref()

@@ -76,6 +76,62 @@ impl fmt::Display for SimTime {
     }
 }
 
+/// What an event is, for the trace: a kind (a short static name, folded into the trace hash)
+/// and an optional detail that is formatted only when the trace is printed, so describing
+/// every event costs nothing unless a failure tells its story.
+pub struct Label {
+    kind: Cow<'static, str>,
+    detail: Option<Box<dyn fmt::Display>>,
+}
+
+impl Label {
+    /// A label of `kind` with a detail shown after it in the trace.
+    pub fn new(kind: impl Into<Cow<'static, str>>, detail: impl fmt::Display + 'static) -> Label {
+        Label {
+            kind: kind.into(),
+            detail: Some(Box::new(detail)),
+        }
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+}
+
+impl From<&'static str> for Label {
+    fn from(kind: &'static str) -> Label {
+        Label {
+            kind: Cow::Borrowed(kind),
+            detail: None,
+        }
+    }
+}
+
+impl From<String> for Label {
+    fn from(kind: String) -> Label {
+        Label {
+            kind: Cow::Owned(kind),
+            detail: None,
+        }
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.detail {
+            Some(d) => write!(f, "{} {d}", self.kind),
+            None => f.write_str(&self.kind),
+        }
+    }
+}
+
+impl fmt::Debug for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 /// Identifies a scheduled event, so it can be cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventId {
@@ -86,7 +142,7 @@ pub struct EventId {
 type Action<W> = Box<dyn FnOnce(&mut W, &mut Core<W>)>;
 
 struct Event<W> {
-    label: Cow<'static, str>,
+    label: Label,
     action: Action<W>,
 }
 
@@ -102,7 +158,7 @@ pub struct Core<W> {
     rng: ChaCha8Rng,
     seed: u64,
     trace_hash: u64,
-    trace_tail: VecDeque<(EventId, Cow<'static, str>)>,
+    trace_tail: VecDeque<(EventId, Label)>,
     executed: u64,
 }
 
@@ -138,7 +194,7 @@ impl<W> Core<W> {
     pub fn schedule(
         &mut self,
         delay: Duration,
-        label: impl Into<Cow<'static, str>>,
+        label: impl Into<Label>,
         action: impl FnOnce(&mut W, &mut Core<W>) + 'static,
     ) -> EventId {
         let id = EventId {
@@ -177,6 +233,22 @@ impl<W> Core<W> {
         self.executed
     }
 
+    /// Records something that happened outside any event (test code crashing a store,
+    /// installing a fault) in the trace, at the current time, so the story of a failure
+    /// includes it.
+    pub fn note(&mut self, label: impl Into<Label>) {
+        let label = label.into();
+        self.trace_hash = fnv1a(self.trace_hash, label.kind.as_bytes());
+        if self.trace_tail.len() == TRACE_TAIL {
+            self.trace_tail.pop_front();
+        }
+        let id = EventId {
+            at: self.now,
+            seq: self.seq,
+        };
+        self.trace_tail.push_back((id, label));
+    }
+
     /// The last events that ran (the running one included, when called from an event),
     /// oldest first, as `time #seq label` lines.
     pub fn trace_tail(&self) -> Vec<String> {
@@ -186,14 +258,14 @@ impl<W> Core<W> {
             .collect()
     }
 
-    fn record(&mut self, id: EventId, label: Cow<'static, str>) {
+    fn record(&mut self, id: EventId, label: Label) {
         self.trace_hash = fnv1a(self.trace_hash, &id.at.0.to_le_bytes());
         self.trace_hash = fnv1a(self.trace_hash, &id.seq.to_le_bytes());
-        self.trace_hash = fnv1a(self.trace_hash, label.as_bytes());
+        self.trace_hash = fnv1a(self.trace_hash, label.kind.as_bytes());
         if self.trace_tail.len() == TRACE_TAIL {
             self.trace_tail.pop_front();
         }
-        // Labels are usually static strings: keeping them costs no allocation per event.
+        // Kinds are static strings and details are formatted only when printed.
         self.trace_tail.push_back((id, label));
         self.executed += 1;
     }
@@ -277,7 +349,7 @@ impl<W> Sim<W> {
     pub fn schedule(
         &mut self,
         delay: Duration,
-        label: impl Into<Cow<'static, str>>,
+        label: impl Into<Label>,
         action: impl FnOnce(&mut W, &mut Core<W>) + 'static,
     ) -> EventId {
         self.core.schedule(delay, label, action)
@@ -289,8 +361,9 @@ impl<W> Sim<W> {
             return false;
         };
         self.core.now = id.at;
-        self.core.record(id, event.label);
-        (event.action)(&mut self.world, &mut self.core);
+        let Event { label, action } = event;
+        self.core.record(id, label);
+        action(&mut self.world, &mut self.core);
         true
     }
 

@@ -55,6 +55,11 @@ pub enum Filter {
         /// Largest gap between the copies.
         max_gap: Duration,
     },
+    /// Damages the payload of a message with this probability: a bit flipped in the bytes it
+    /// carries (only messages that carry opaque bytes, snapshot chunks, can be damaged).
+    Corrupt(f64),
+    /// Cuts the payload of a message short with this probability (snapshot chunks only).
+    Truncate(f64),
 }
 
 impl Filter {
@@ -77,14 +82,30 @@ impl Filter {
             Filter::DropRate(p) => rng.gen_bool(p.clamp(0.0, 1.0)),
             Filter::DropKind(k) => r.kind == *k,
             Filter::DropRegion(id) => r.region == *id,
-            Filter::Delay { .. } | Filter::Duplicate { .. } => false,
+            Filter::Delay { .. }
+            | Filter::Duplicate { .. }
+            | Filter::Corrupt(_)
+            | Filter::Truncate(_) => false,
         }
     }
 }
 
-/// The fate of one message: the delays after which copies arrive (none = dropped).
+/// The fate of one message: the delays after which copies arrive (none = dropped), and
+/// whether its payload arrives damaged.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Deliveries(pub Vec<Duration>);
+pub struct Deliveries(pub Vec<Duration>, pub Damage);
+
+/// What happens to a message's payload on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Damage {
+    /// Nothing.
+    #[default]
+    None,
+    /// A bit flips.
+    Corrupt,
+    /// The end is cut off.
+    Truncate,
+}
 
 impl Deliveries {
     /// Whether the message is lost.
@@ -151,12 +172,15 @@ impl Network {
         }
         let mut delay = uniform(rng, self.min_latency, self.max_latency);
         let mut copies = vec![];
+        let mut damage = Damage::None;
         for f in &self.filters {
             match f {
                 Filter::Delay { min, max } => delay += uniform(rng, *min, *max),
                 Filter::Duplicate { rate, max_gap } if rng.gen_bool(rate.clamp(0.0, 1.0)) => {
                     copies.push(uniform(rng, Duration::ZERO, *max_gap));
                 }
+                Filter::Corrupt(p) if rng.gen_bool(p.clamp(0.0, 1.0)) => damage = Damage::Corrupt,
+                Filter::Truncate(p) if rng.gen_bool(p.clamp(0.0, 1.0)) => damage = Damage::Truncate,
                 _ => {}
             }
         }
@@ -165,7 +189,7 @@ impl Network {
         }
         let mut out = vec![delay];
         out.extend(copies.into_iter().map(|gap| delay + gap));
-        Deliveries(out)
+        Deliveries(out, damage)
     }
 }
 

@@ -22,11 +22,25 @@
 //! from the applied index the store's engine holds: re-applying entries the crash rolled back
 //! is correct, not a violation.
 //!
+//! # The data each region holds
+//! The oracle also keeps a model of every store's user data (see [`data`]) with a digest of
+//! each region's pairs. Whenever a store's region reaches an applied index with its data in
+//! place, the digest must equal the one any other store had at that index: replicas hold
+//! the same bytes at the same index, checked at every apply, not only at the end of a test.
+//! That is what makes snapshots checkable: a snapshot's data is not in the log, but the
+//! region it installs (when its state goes from `Applying` back to `Normal`) must hold exactly
+//! what the region held, on the stores that applied the log, at the snapshot's index. A
+//! generated snapshot taken at the wrong index, an application that keeps stale keys, a file
+//! damaged on the way: each fails the run at the end of the application.
+//!
+//! Which region a write belongs to follows the region states the store writes: writes into
+//! a `Normal` region are commands being applied (they must come with an apply state that
+//! covers their entries); writes into an `Applying` region are a snapshot's data going in;
+//! writes outside every region (data a region gave up) only update the model.
+//!
 //! # Limits
 //! - A batch that moves the applied index of two or more regions at once is checked for
 //!   order only (which data belongs to which region is not attributed).
-//! - A snapshot application (the applied index jumps past entries the log no longer holds,
-//!   with the truncated index at the new applied index) is accepted without data checks.
 //! - Whether a command should have been rejected is not judged; a lost acknowledged write is
 //!   the linearizability checker's to catch.
 
@@ -39,8 +53,12 @@ use engine::{keys, BatchOp, Cf, Engine, Engines, WriteBatch, WriteObserver};
 use parking_lot::Mutex;
 use proto::eraftpb::{Entry, EntryType};
 use proto::raft_cmdpb::{CmdType, RaftCmdRequest};
-use proto::raft_serverpb::RaftApplyState;
+use proto::raft_serverpb::{PeerState, RaftApplyState, RegionLocalState};
 use protobuf::Message;
+
+mod data;
+
+use data::{Digest, StoreData};
 
 /// At most this many violations are kept (the first one is what matters).
 const MAX_VIOLATIONS: usize = 8;
@@ -93,8 +111,10 @@ struct StoreTrack {
     raft: Engine,
     /// Region id → the applied index checked so far.
     applied: HashMap<u64, u64>,
-    /// Data written since the store's last apply-state write.
+    /// Data written into Normal regions since the store's last apply-state write.
     pending: Vec<DataOp>,
+    /// The store's data and regions, as its writes left them.
+    data: StoreData,
 }
 
 /// What a committed entry is, as far as the oracle cares.
@@ -111,6 +131,11 @@ struct State {
     /// (region, index) → (term, hash of the entry's type and bytes, store) as the first
     /// store to apply it applied it.
     agreed: HashMap<(u64, u64), (u64, u64, u64)>,
+    /// (region, applied index) → (digest of the region's data, store) as the first store to
+    /// reach that index with its data in place had it.
+    digests: HashMap<(u64, u64), (Digest, u64)>,
+    /// Snapshots checked against the data the region held at their index.
+    verified_snapshots: u64,
     violations: Vec<String>,
     verified_entries: u64,
     unattributed_batches: u64,
@@ -126,60 +151,110 @@ impl State {
     fn observe(&mut self, store_id: u64, batch: &WriteBatch) {
         let mut data = Vec::new();
         let mut applies = Vec::new();
+        let mut region_states = Vec::new();
         for op in batch.ops() {
-            if op.cf == Cf::Raft {
-                if let Some(region) = keys::decode_apply_state_key(op.key) {
-                    applies.push((region, op.value));
-                }
-            } else {
+            if op.cf != Cf::Raft {
                 data.push(op);
+            } else if let Some(region) = keys::decode_apply_state_key(op.key) {
+                applies.push((region, op.value));
+            } else if let Some((region, keys::REGION_STATE_SUFFIX)) =
+                keys::decode_region_meta_key(op.key)
+            {
+                region_states.push((region, op.value));
             }
         }
         let mut states = Vec::with_capacity(applies.len());
         for (region, value) in applies {
-            let state = match value.map(RaftApplyState::parse_from_bytes).transpose() {
-                Ok(state) => state,
+            match value.map(RaftApplyState::parse_from_bytes).transpose() {
+                Ok(state) => states.push((region, state)),
                 Err(e) => {
                     self.violation(format!(
                         "store {store_id} region {region}: wrote an apply state that does not decode: {e}"
                     ));
                     return;
                 }
-            };
-            states.push((region, state));
+            }
         }
         let Some(track) = self.stores.get_mut(&store_id) else {
             return;
         };
-        if states.is_empty() {
-            track.pending.extend(data.iter().map(DataOp::of));
-            return;
-        }
-        // What this batch and the ones before it since the last apply state wrote, borrowed
-        // (the common case, data and apply state in one batch, copies nothing).
-        let pending = std::mem::take(&mut track.pending);
-        let writes: Vec<BatchOp<'_>> = pending
-            .iter()
-            .map(DataOp::as_batch_op)
-            .chain(data.iter().copied())
-            .collect();
-
-        let mut moved = Vec::new(); // (region, from, state)
-        for (region, state) in states {
-            let Some(state) = state else {
-                track.applied.remove(&region); // the peer was destroyed
-                continue;
+        // Region states first: the ranges and states as of this batch decide what each write
+        // of it is.
+        let mut installed = Vec::new();
+        for (region, value) in region_states {
+            let state = match value.map(RegionLocalState::parse_from_bytes).transpose() {
+                Ok(state) => state,
+                Err(e) => {
+                    let msg = format!(
+                        "store {store_id} region {region}: wrote a region state that does not decode: {e}"
+                    );
+                    self.violation(msg);
+                    return;
+                }
             };
-            match track.applied.insert(region, state.applied_index) {
-                None => {} // first sight (a new peer): the baseline
-                Some(from) => moved.push((region, from, state)),
+            let before = track.data.region(region).map(|r| r.state);
+            track.data.set_region(region, state.as_ref());
+            let after = track.data.region(region).map(|r| r.state);
+            if before == Some(PeerState::Applying) && after == Some(PeerState::Normal) {
+                installed.push(region);
+            }
+        }
+        let mut commands = Vec::new();
+        for op in &data {
+            if track.data.write(op) == Some(PeerState::Normal) {
+                commands.push(*op);
+            }
+        }
+        if states.is_empty() {
+            track.pending.extend(commands.iter().map(DataOp::of));
+        } else {
+            // What this batch and the ones before it since the last apply state wrote into
+            // Normal regions, borrowed (the common case, data and apply state in one batch,
+            // copies nothing).
+            let pending = std::mem::take(&mut track.pending);
+            let writes: Vec<BatchOp<'_>> = pending
+                .iter()
+                .map(DataOp::as_batch_op)
+                .chain(commands.iter().copied())
+                .collect();
+            self.check_applies(store_id, states, &writes);
+        }
+        for region in installed {
+            self.check_installed(store_id, region);
+        }
+    }
+
+    /// Checks the apply states a batch wrote, given the command data it (and the batches
+    /// since the last apply state) wrote.
+    fn check_applies(
+        &mut self,
+        store_id: u64,
+        states: Vec<(u64, Option<RaftApplyState>)>,
+        writes: &[BatchOp<'_>],
+    ) {
+        let mut moved = Vec::new(); // (region, from, state)
+        let mut reached = Vec::new(); // (region, applied index)
+        {
+            let Some(track) = self.stores.get_mut(&store_id) else {
+                return;
+            };
+            for (region, state) in states {
+                let Some(state) = state else {
+                    track.applied.remove(&region); // the peer was destroyed
+                    continue;
+                };
+                reached.push((region, state.applied_index));
+                match track.applied.insert(region, state.applied_index) {
+                    None => {} // first sight (a new peer): the baseline
+                    Some(from) => moved.push((region, from, state)),
+                }
             }
         }
         match moved.as_slice() {
             [] => {}
             [(region, from, state)] => {
                 let (region, from) = (*region, *from);
-                self.check_apply(store_id, region, from, state, &writes);
+                self.check_apply(store_id, region, from, state, writes);
             }
             several => {
                 self.unattributed_batches += 1;
@@ -194,6 +269,59 @@ impl State {
                         backwards.join(", ")
                     ));
                 }
+            }
+        }
+        for (region, index) in reached {
+            self.agree_digest(store_id, region, index, false);
+        }
+    }
+
+    /// A region's state went from Applying to Normal: its data must be what the region held
+    /// at its applied index.
+    fn check_installed(&mut self, store_id: u64, region: u64) {
+        let Some(&index) = self
+            .stores
+            .get(&store_id)
+            .and_then(|t| t.applied.get(&region))
+        else {
+            self.violation(format!(
+                "store {store_id} region {region}: finished applying a snapshot without an apply state"
+            ));
+            return;
+        };
+        self.verified_snapshots += 1;
+        self.agree_digest(store_id, region, index, true);
+    }
+
+    /// Compares (or records) the digest of `region`'s data on `store_id` at applied index
+    /// `index`, if the region is Normal there. A snapshot (`installed`) must match a state
+    /// some store had: it cannot be the first to reach its index.
+    fn agree_digest(&mut self, store_id: u64, region: u64, index: u64, installed: bool) {
+        let Some(mine) = self
+            .stores
+            .get(&store_id)
+            .and_then(|t| t.data.region(region))
+            .filter(|r| r.state == PeerState::Normal)
+            .map(|r| r.digest)
+        else {
+            return;
+        };
+        match self.digests.get(&(region, index)) {
+            Some(&(first, other)) if first != mine => self.violation(format!(
+                "store {store_id} region {region}: {} applied index {index}, its data ({} pairs, digest {:016x}) differs from store {other}'s at that index ({} pairs, digest {:016x})",
+                if installed { "a snapshot brought the region to" } else { "at" },
+                mine.pairs,
+                mine.sum,
+                first.pairs,
+                first.sum
+            )),
+            Some(_) => {}
+            None if installed => self.violation(format!(
+                "store {store_id} region {region}: installed a snapshot at index {index} ({} pairs), but no store ever held the region at that index",
+                mine.pairs
+            )),
+            None => {
+                self.digests.insert((region, index), (mine, store_id));
             }
         }
     }
@@ -223,7 +351,8 @@ impl State {
             {
                 Ok(Some(e)) => e,
                 Ok(None) if state.get_truncated_state().index >= to => {
-                    // A snapshot was applied: its data is not in the log to compare with.
+                    // A snapshot: its data is not in the log; the region's digest is checked
+                    // once the region holds it (see `check_installed`).
                     return;
                 }
                 Ok(None) => {
@@ -368,12 +497,14 @@ impl ApplyOracle {
     /// Watches store `store_id`'s engines from now on (installs the observer on its kv
     /// engine). Call [`ApplyOracle::restarted`] whenever the store starts.
     pub fn watch(&self, store_id: u64, engines: &Engines) -> engine::Result<()> {
+        let data = StoreData::load(&engines.kv)?;
         self.state.lock().stores.insert(
             store_id,
             StoreTrack {
                 raft: engines.raft.clone(),
                 applied: HashMap::new(),
                 pending: Vec::new(),
+                data,
             },
         );
         engines.kv.set_write_observer(Arc::new(KvObserver {
@@ -383,8 +514,9 @@ impl ApplyOracle {
     }
 
     /// The store is starting over its engines: expect it to continue from the applied index
-    /// each region's engine state holds, and forget data written without an apply state
-    /// (a restarted store redoes it).
+    /// each region's engine state holds, forget data written without an apply state (a
+    /// restarted store redoes it), and read its data again (a crash rolled some back). The
+    /// data of every Normal region must be what it was, on any store, at its applied index.
     pub fn restarted(&self, store_id: u64, kv: &Engine) -> engine::Result<()> {
         let mut applied = HashMap::new();
         let lower = [keys::LOCAL_PREFIX, keys::REGION_RAFT_PREFIX];
@@ -405,10 +537,17 @@ impl ApplyOracle {
             it.next();
         }
         it.status()?;
+        let data = StoreData::load(kv)?;
         let mut s = self.state.lock();
-        if let Some(track) = s.stores.get_mut(&store_id) {
-            track.applied = applied;
-            track.pending.clear();
+        let Some(track) = s.stores.get_mut(&store_id) else {
+            return Ok(());
+        };
+        let reached: Vec<(u64, u64)> = applied.iter().map(|(&r, &i)| (r, i)).collect();
+        track.applied = applied;
+        track.pending.clear();
+        track.data = data;
+        for (region, index) in reached {
+            s.agree_digest(store_id, region, index, false);
         }
         Ok(())
     }
@@ -428,6 +567,11 @@ impl ApplyOracle {
         self.state.lock().verified_entries
     }
 
+    /// How many snapshot installs were checked against the region's data at their index.
+    pub fn verified_snapshots(&self) -> u64 {
+        self.state.lock().verified_snapshots
+    }
+
     /// How many batches moved several regions at once (checked for order only).
     pub fn unattributed_batches(&self) -> u64 {
         self.state.lock().unattributed_batches
@@ -435,99 +579,4 @@ impl ApplyOracle {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fits(entries: &[Applied], written: &[DataOp]) -> bool {
-        let written: Vec<BatchOp<'_>> = written.iter().map(DataOp::as_batch_op).collect();
-        is_whole_commands_in_order(entries, &written)
-    }
-
-    fn put(key: &str, value: &str) -> DataOp {
-        DataOp {
-            cf: Cf::Default,
-            key: key.as_bytes().to_vec(),
-            value: Some(value.as_bytes().to_vec()),
-        }
-    }
-
-    fn entries(writes: Vec<Vec<DataOp>>) -> Vec<Applied> {
-        writes
-            .into_iter()
-            .enumerate()
-            .map(|(i, writes)| Applied {
-                index: i as u64 + 1,
-                writes,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn whole_commands_in_order_are_accepted() {
-        let (a, b, c) = (put("a", "1"), put("b", "2"), put("c", "3"));
-        let es = entries(vec![vec![a.clone(), b.clone()], vec![], vec![c.clone()]]);
-        assert!(fits(&es, &[a.clone(), b.clone(), c.clone()]));
-        // A command rejected whole, or all of them.
-        assert!(fits(&es, std::slice::from_ref(&c)));
-        assert!(fits(&es, &[a.clone(), b.clone()]));
-        assert!(fits(&es, &[]));
-        // Backtracking: the first fitting entry is not always the right one.
-        let es = entries(vec![vec![a.clone()], vec![a.clone(), b.clone()]]);
-        assert!(fits(&es, &[a.clone(), b.clone()]));
-    }
-
-    /// The oracle in a live cluster: correct applies pass (and are counted); a store that
-    /// writes data no committed entry holds fails the run inside the event that follows,
-    /// with the seed.
-    #[test]
-    fn a_forged_apply_fails_the_cluster_with_its_seed() {
-        use crate::cluster::{Cluster, ClusterConfig};
-        use engine::Durability;
-        use std::panic::{catch_unwind, AssertUnwindSafe};
-        use std::time::Duration;
-
-        let mut cluster = Cluster::new("forged_apply", 3, ClusterConfig::new(3));
-        cluster.must_put(b"k", b"v");
-        cluster.run_for(Duration::from_secs(1));
-        let checked = cluster.world().apply_oracle.verified_entries();
-        assert!(
-            checked >= 3,
-            "each store applied at least the put: {checked}"
-        );
-
-        let kv = cluster.engines(2).kv.clone();
-        let state: RaftApplyState = kv
-            .get_msg_cf(Cf::Raft, &keys::apply_state_key(1))
-            .expect("readable")
-            .expect("store 2 has applied");
-        let mut wb = WriteBatch::new();
-        wb.put_cf(Cf::Default, b"k", b"forged").expect("valid");
-        wb.put_msg_cf(Cf::Raft, &keys::apply_state_key(1), &state)
-            .expect("valid");
-        kv.write(wb, Durability::Buffered).expect("written");
-
-        let panic = catch_unwind(AssertUnwindSafe(|| {
-            cluster.run_for(Duration::from_secs(1));
-        }))
-        .expect_err("the next store event fails the run");
-        let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
-        assert!(msg.contains("apply oracle: store 2 region 1"), "{msg}");
-        assert!(msg.contains("\"k\""), "{msg}");
-        assert!(
-            msg.ends_with("forged_apply failed: replay with LABS_SEED=3"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn twice_partial_reordered_or_foreign_writes_are_refused() {
-        let (a, b, c) = (put("a", "1"), put("b", "2"), put("c", "3"));
-        let es = entries(vec![vec![a.clone(), b.clone()], vec![c.clone()]]);
-        let twice = [a.clone(), b.clone(), c.clone(), c.clone()];
-        assert!(!fits(&es, &twice));
-        assert!(!fits(&es, std::slice::from_ref(&a))); // half a command
-        assert!(!fits(&es, &[c.clone(), a.clone(), b.clone()]));
-        assert!(!fits(&es, &[put("d", "4")]));
-        assert!(!fits(&es, &[put("c", "other")]));
-    }
-}
+mod tests;

@@ -1,0 +1,289 @@
+//! How events reach the stores: running a store event and routing what it produced (raft
+//! messages through the network model, snapshots as streams of chunks, background tasks,
+//! scheduler answers), with every delivery bound to the incarnation of the store it was
+//! meant for.
+
+use std::time::Duration;
+
+use proto::eraftpb::MessageType;
+use proto::raft_serverpb::{RaftMessage, SnapshotChunk};
+use raft::SnapshotStatus;
+use raftstore::snap::transfer::OutgoingSnapshot;
+use raftstore::{Effects, StoreEvent, Transport};
+
+use super::describe::{Lazy, MsgDesc};
+use super::{check_oracles, tasks, World};
+use crate::sim::net::{Damage, Route};
+use crate::sim::{Core, Label};
+
+/// Collects what a store sends while it handles one event.
+#[derive(Default)]
+struct Outbox {
+    msgs: Vec<RaftMessage>,
+    snapshots: Vec<OutgoingSnapshot>,
+}
+
+impl Transport for Outbox {
+    fn send(&mut self, msg: RaftMessage) -> raftstore::Result<()> {
+        self.msgs.push(msg);
+        Ok(())
+    }
+
+    fn send_snapshot(&mut self, snap: OutgoingSnapshot) -> raftstore::Result<()> {
+        self.snapshots.push(snap);
+        Ok(())
+    }
+}
+
+/// Runs `ev` on store `store_id` (dropped if the store is stopped) and sends what it produced.
+pub(crate) fn run_on_store(w: &mut World, c: &mut Core<World>, store_id: u64, ev: StoreEvent) {
+    let mut outbox = Outbox::default();
+    let mut spawned = Vec::new();
+    {
+        let Some(store) = w.stores.get_mut(&store_id).and_then(|n| n.store.as_mut()) else {
+            return;
+        };
+        store.handle(
+            ev,
+            Effects {
+                transport: &mut outbox,
+                scheduler: &mut w.scheduler,
+                tasks: &mut spawned,
+            },
+        );
+    }
+    route_messages(w, c, store_id, outbox.msgs);
+    for snap in outbox.snapshots {
+        start_stream(w, c, store_id, snap);
+    }
+    for task in spawned {
+        tasks::schedule(w, c, store_id, task);
+    }
+    route_scheduler_responses(w, c);
+    check_oracles(w, c);
+}
+
+/// Schedules `ev` for store `store_id` after `delay`, over a connection to the store's
+/// current incarnation: the event is lost if the store is down now, or stops or restarts
+/// before it arrives.
+pub(crate) fn deliver(
+    w: &World,
+    c: &mut Core<World>,
+    store_id: u64,
+    delay: Duration,
+    label: impl Into<Label>,
+    ev: StoreEvent,
+) {
+    let Some(incarnation) = w.running(store_id) else {
+        return;
+    };
+    c.schedule(delay, label, move |w: &mut World, c: &mut Core<World>| {
+        if w.running(store_id) == Some(incarnation) {
+            run_on_store(w, c, store_id, ev);
+        }
+    });
+}
+
+fn route_of(from: u64, msg: &RaftMessage) -> Route {
+    Route {
+        from,
+        to: msg.get_to_peer().store_id,
+        kind: msg.get_message().get_msg_type() as i32,
+        region: msg.region_id,
+    }
+}
+
+fn route_messages(w: &mut World, c: &mut Core<World>, from: u64, msgs: Vec<RaftMessage>) {
+    for msg in msgs {
+        let route = route_of(from, &msg);
+        let fate = w.net.route(c.rng(), &route);
+        let Some((&last, copies)) = fate.0.split_last() else {
+            continue;
+        };
+        for &delay in copies {
+            let label = Label::new("raft", MsgDesc::of(&msg));
+            deliver(w, c, route.to, delay, label, StoreEvent::Raft(msg.clone()));
+        }
+        let label = Label::new("raft", MsgDesc::of(&msg));
+        deliver(w, c, route.to, last, label, StoreEvent::Raft(msg));
+    }
+}
+
+fn route_scheduler_responses(w: &mut World, c: &mut Core<World>) {
+    for (store_id, resp) in w.scheduler.take_responses() {
+        let delay = w.cfg.client_latency;
+        let region = resp.region_id;
+        let label = Label::new(
+            "scheduler response",
+            Lazy(move |f| write!(f, "to store {store_id}, region {region}")),
+        );
+        deliver(
+            w,
+            c,
+            store_id,
+            delay,
+            label,
+            StoreEvent::SchedulerResponse(resp),
+        );
+    }
+}
+
+/// A snapshot on its way: the chunks not sent yet, and where they go.
+struct Stream {
+    snap: OutgoingSnapshot,
+    from: u64,
+    from_incarnation: u64,
+    to: u64,
+    to_incarnation: u64,
+    next: u64,
+    /// When the last chunk sent so far arrives (to report `Finish` after it).
+    last_arrival: crate::sim::SimTime,
+}
+
+/// Starts streaming a snapshot: chunk by chunk, each routed like a message (lost, delayed,
+/// duplicated, reordered or damaged by the network's filters), read from the file only when
+/// it is sent. The sender learns the outcome as a [`StoreEvent::SnapshotStatus`]: `Failure`
+/// as soon as a chunk is lost or the receiver goes down (a broken stream), `Finish` once the
+/// last chunk has arrived.
+fn start_stream(w: &mut World, c: &mut Core<World>, from: u64, snap: OutgoingSnapshot) {
+    w.stats.snapshot_streams += 1;
+    let to = snap.message().get_to_peer().store_id;
+    let (Some(from_incarnation), Some(to_incarnation)) = (w.running(from), w.running(to)) else {
+        report(w, c, from, &snap, SnapshotStatus::Failure, Duration::ZERO);
+        return;
+    };
+    let stream = Stream {
+        snap,
+        from,
+        from_incarnation,
+        to,
+        to_incarnation,
+        next: 0,
+        last_arrival: c.now(),
+    };
+    send_chunk(w, c, stream);
+}
+
+/// The gap between two chunks of a stream.
+const CHUNK_GAP: Duration = Duration::from_micros(200);
+
+fn send_chunk(w: &mut World, c: &mut Core<World>, mut s: Stream) {
+    if w.running(s.from) != Some(s.from_incarnation) {
+        return; // the sender died: nobody is left to learn the outcome
+    }
+    let key = s.snap.key();
+    let chunk = match s.snap.chunk(s.next) {
+        Ok(chunk) => chunk,
+        Err(e) => {
+            tracing::warn!("store {}: {e}", s.from);
+            w.stats.snapshot_streams_failed += 1;
+            report(
+                w,
+                c,
+                s.from,
+                &s.snap,
+                SnapshotStatus::Failure,
+                Duration::ZERO,
+            );
+            return;
+        }
+    };
+    let route = route_of(s.from, s.snap.message());
+    let fate = w.net.route(c.rng(), &route);
+    if fate.dropped() || w.running(s.to) != Some(s.to_incarnation) {
+        w.stats.snapshot_streams_failed += 1;
+        let latency = w.net.max_latency;
+        report(w, c, s.from, &s.snap, SnapshotStatus::Failure, latency);
+        return;
+    }
+    let chunk = damage(chunk, fate.1, c);
+    if fate.1 != Damage::None {
+        w.stats.chunks_damaged += 1;
+    }
+    let (index, count) = (s.next, s.snap.chunk_count());
+    for delay in &fate.0 {
+        let label = Label::new(
+            "snapshot chunk",
+            Lazy(move |f| {
+                write!(
+                    f,
+                    "{key} chunk {}/{count} store {} → {}",
+                    index + 1,
+                    s.from,
+                    s.to
+                )?;
+                if fate.1 != Damage::None {
+                    write!(f, " ({:?})", fate.1)?;
+                }
+                Ok(())
+            }),
+        );
+        s.last_arrival = s.last_arrival.max(c.now().after(*delay));
+        let to_incarnation = s.to_incarnation;
+        let to = s.to;
+        let chunk = chunk.clone();
+        c.schedule(*delay, label, move |w: &mut World, c: &mut Core<World>| {
+            if w.running(to) == Some(to_incarnation) {
+                run_on_store(w, c, to, StoreEvent::SnapshotChunk(chunk));
+            }
+        });
+    }
+    s.next += 1;
+    if s.next == count {
+        let after = s.last_arrival.since(c.now());
+        report(w, c, s.from, &s.snap, SnapshotStatus::Finish, after);
+        return;
+    }
+    c.schedule(CHUNK_GAP, "snapshot stream", move |w, c| {
+        send_chunk(w, c, s)
+    });
+}
+
+/// What the network did to a chunk's bytes.
+fn damage(mut chunk: SnapshotChunk, how: Damage, c: &mut Core<World>) -> SnapshotChunk {
+    use rand::Rng;
+    match how {
+        Damage::None => {}
+        Damage::Corrupt if !chunk.data.is_empty() => {
+            let i = c.rng().gen_range(0..chunk.data.len());
+            let bit = c.rng().gen_range(0..8);
+            chunk.data[i] ^= 1 << bit;
+        }
+        Damage::Corrupt => {}
+        Damage::Truncate => {
+            let keep = chunk.data.len() / 2;
+            chunk.data.truncate(keep);
+        }
+    }
+    chunk
+}
+
+/// Tells the sending store how a stream ended.
+fn report(
+    w: &World,
+    c: &mut Core<World>,
+    from: u64,
+    snap: &OutgoingSnapshot,
+    status: SnapshotStatus,
+    after: Duration,
+) {
+    let msg = snap.message();
+    debug_assert_eq!(msg.get_message().get_msg_type(), MessageType::MsgSnapshot);
+    let (region_id, to_peer_id, key) = (msg.region_id, msg.get_to_peer().id, snap.key());
+    let label = Label::new(
+        "snapshot status",
+        Lazy(move |f| write!(f, "{key} to peer {to_peer_id}: {status:?}")),
+    );
+    deliver(
+        w,
+        c,
+        from,
+        after,
+        label,
+        StoreEvent::SnapshotStatus {
+            region_id,
+            to_peer_id,
+            status,
+        },
+    );
+}
