@@ -189,12 +189,19 @@ impl Cluster {
     pub fn request(&mut self, key: &[u8], reqs: Vec<Request>, timeout: Duration) -> CmdResponse {
         let start = self.sim().now();
         let mut attempt = 0;
+        self.world_mut().liveness.helpers_waiting += 1;
         while attempt < 10 || self.sim().now().since(start) < timeout {
             attempt += 1;
             let region = self.get_region(key);
             let req = new_request(region.id, region.get_region_epoch().clone(), reqs.clone());
             match self.call_command_on_leader(req, timeout) {
-                Some(resp) if !resp.resp.get_header().has_error() => return resp,
+                Some(resp) if !resp.resp.get_header().has_error() => {
+                    let now = self.sim().now();
+                    let l = &mut self.world_mut().liveness;
+                    l.helpers_waiting -= 1;
+                    l.progress(now);
+                    return resp;
+                }
                 _ => self.run_for(Duration::from_millis(100)),
             }
         }

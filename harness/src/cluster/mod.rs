@@ -13,6 +13,8 @@ pub mod apply_oracle;
 pub mod client;
 mod describe;
 pub mod generic;
+mod leader_oracle;
+pub mod liveness;
 mod route;
 pub mod tasks;
 pub mod workload;
@@ -121,6 +123,8 @@ pub struct World {
     pub task_faults: TaskFaults,
     /// What happened so far.
     pub stats: Stats,
+    /// The watchdog that fails a cluster which stops making progress.
+    pub liveness: liveness::Liveness,
     cfg: ClusterConfig,
     /// The test's name, for failure messages.
     name: String,
@@ -129,6 +133,7 @@ pub struct World {
 /// Fails the run, inside the event that revealed it, when an oracle found a violation: the
 /// apply oracle, or the mock scheduler refusing a heartbeat that breaks its rules.
 pub(crate) fn check_oracles(w: &mut World, c: &Core<World>) {
+    liveness::check_wall(w, c);
     let mut found = Vec::new();
     if w.apply_oracle.has_violations() {
         found.extend(w.apply_oracle.take_violations());
@@ -148,7 +153,7 @@ pub(crate) fn check_oracles(w: &mut World, c: &Core<World>) {
 
 /// What a failure message says: what failed, the seed and how to replay it, the faults in
 /// force and the last events.
-fn failure_story(w: &World, c: &Core<World>, what: &str) -> String {
+pub(crate) fn failure_story(w: &World, c: &Core<World>, what: &str) -> String {
     let tail = c.trace_tail();
     let shown = &tail[tail.len().saturating_sub(20)..];
     format!(
@@ -325,6 +330,7 @@ impl Cluster {
             apply_oracle,
             task_faults: TaskFaults::default(),
             stats: Stats::default(),
+            liveness: liveness::Liveness::default(),
             cfg,
             name: name.to_owned(),
         };
@@ -336,6 +342,7 @@ impl Cluster {
         for id in ids {
             cluster.start_store(id);
         }
+        liveness::start(cluster.sim.core());
         cluster
     }
 
