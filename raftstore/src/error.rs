@@ -24,6 +24,10 @@ pub enum Error {
     /// The store's engines already hold state, so they cannot be bootstrapped again.
     #[error("cannot bootstrap: the {0} engine is not empty (already bootstrapped, or old data)")]
     StoreNotEmpty(&'static str),
+    /// A client command that can never succeed as sent: no requests, an unknown request type
+    /// or column family, an empty key. Retrying it elsewhere does not help.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
     /// Anything else, described.
     #[error("{0}")]
     Other(String),
@@ -126,6 +130,7 @@ impl From<&Error> for errorpb::Error {
             | Error::Raft(_)
             | Error::Corrupt(_)
             | Error::StoreNotEmpty(_)
+            | Error::InvalidRequest(_)
             | Error::Other(_) => {}
         }
         pb

@@ -373,16 +373,16 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
 /// request, known types and column families, non-empty keys inside the region.
 pub fn check_requests(req: &RaftCmdRequest, region: &proto::metapb::Region) -> Result<()> {
     if req.get_requests().is_empty() {
-        return Err(Error::other("empty command: no requests"));
+        return Err(Error::InvalidRequest("empty command: no requests".into()));
     }
     for r in req.get_requests() {
         let (cf, key) = request_key(r)?;
         if let Some(cf) = cf {
-            Cf::from_client(cf)?;
+            Cf::from_client(cf).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         }
         if let Some(key) = key {
             if key.is_empty() {
-                return Err(Error::other("empty key"));
+                return Err(Error::InvalidRequest("empty key".into()));
             }
             util::check_key_in_region(key, region)?;
         }
@@ -397,6 +397,6 @@ fn request_key(r: &Request) -> Result<(Option<&str>, Option<&[u8]>)> {
         CmdType::Put => (Some(&r.get_put().cf), Some(&r.get_put().key)),
         CmdType::Delete => (Some(&r.get_delete().cf), Some(&r.get_delete().key)),
         CmdType::Snap => (None, None),
-        CmdType::Invalid => return Err(Error::other("invalid request type")),
+        CmdType::Invalid => return Err(Error::InvalidRequest("no request type".into())),
     })
 }

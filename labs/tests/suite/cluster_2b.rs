@@ -336,6 +336,20 @@ fn error_of(c: &mut Cluster, req: RaftCmdRequest) -> proto::errorpb::Error {
     }
 }
 
+/// An error that is not a region error (no retry hint) and reads `invalid request: ...what...`.
+fn assert_invalid(err: &proto::errorpb::Error, what: &str) {
+    let hint = err.has_not_leader()
+        || err.has_region_not_found()
+        || err.has_key_not_in_region()
+        || err.has_epoch_not_match()
+        || err.has_stale_command()
+        || err.has_store_not_match();
+    assert!(
+        !hint && err.message.starts_with("invalid request: ") && err.message.contains(what),
+        "expected an invalid request about {what}, got {err:?}"
+    );
+}
+
 /// Beyond the original: bad requests get the matching error, never a panic or a hang.
 #[test]
 fn bad_requests_get_errors_2b() {
@@ -350,24 +364,37 @@ fn bad_requests_get_errors_2b() {
         assert!(err.has_region_not_found(), "unknown region: {err:?}");
         assert_eq!(err.get_region_not_found().region_id, 99);
 
-        // Wrong epoch.
+        // Wrong epoch: the answer carries the region as it is, for the client to refresh.
+        let region = c.get_region(b"k");
         let mut req = leader_request(&mut c, b"k", vec![new_get_cf_cmd("default", b"k")]);
         req.mut_header().mut_region_epoch().version += 5;
         let err = error_of(&mut c, req);
         assert!(err.has_epoch_not_match(), "wrong epoch: {err:?}");
+        assert_eq!(
+            err.get_epoch_not_match().get_current_regions(),
+            &[region][..],
+            "wrong epoch: {err:?}"
+        );
 
-        // A command with no requests.
+        // A term far older than the leader's: the command is stale.
+        let mut req = leader_request(&mut c, b"k", vec![new_get_cf_cmd("default", b"k")]);
+        req.mut_header().term = 1;
+        let err = error_of(&mut c, req);
+        assert!(err.has_stale_command(), "stale term: {err:?}");
+
+        // A command with no requests, an unknown column family, an empty key, a request
+        // without a type: each is an invalid request (no region error: retrying elsewhere
+        // cannot help), and says what is wrong.
         let req = leader_request(&mut c, b"k", vec![]);
-        let err = error_of(&mut c, req);
-        assert!(!err.message.is_empty(), "empty command: {err:?}");
-
-        // Unknown column family, and an empty key.
+        assert_invalid(&error_of(&mut c, req), "empty command");
         let req = leader_request(&mut c, b"k", vec![new_put_cf_cmd("nope", b"k", b"v")]);
-        let err = error_of(&mut c, req);
-        assert!(err.message.contains("nope"), "unknown cf: {err:?}");
+        assert_invalid(&error_of(&mut c, req), "\"nope\"");
+        let req = leader_request(&mut c, b"k", vec![new_put_cf_cmd("raft", b"k", b"v")]);
+        assert_invalid(&error_of(&mut c, req), "\"raft\"");
         let req = leader_request(&mut c, b"k", vec![new_put_cf_cmd("default", b"", b"v")]);
-        let err = error_of(&mut c, req);
-        assert!(!err.message.is_empty(), "empty key: {err:?}");
+        assert_invalid(&error_of(&mut c, req), "empty key");
+        let req = leader_request(&mut c, b"k", vec![proto::raft_cmdpb::Request::default()]);
+        assert_invalid(&error_of(&mut c, req), "no request type");
 
         // Sent to a follower: NotLeader with the leader as hint.
         let mut req = leader_request(&mut c, b"k", vec![new_get_cf_cmd("default", b"k")]);

@@ -1,5 +1,6 @@
-//! PeerStorage tests: the original course's four (term, entries, append, clear meta) plus
-//! restart, corruption, uninitialised peers and a raft node running on top.
+//! PeerStorage tests: restart, corruption, uninitialised peers, snapshots and a raft node
+//! running on top. (The original course's four, term, entries, append and clear meta, are in
+//! the graded 2b suite: labs/tests/suite/peer_storage_2b.rs.)
 
 use super::*;
 use crate::bootstrap::{bootstrap_store, prepare_bootstrap};
@@ -76,19 +77,6 @@ fn new_storage_from_ents(ents: &[Entry]) -> (TempDir, PeerStorage) {
     (dir, ps)
 }
 
-fn count_keys(engine: &engine::Engine, start: &[u8], end: &[u8]) -> usize {
-    let mut n = 0;
-    engine
-        .snapshot()
-        .unwrap()
-        .scan_cf(Cf::Raft, start, Some(end), |_, _| {
-            n += 1;
-            true
-        })
-        .unwrap();
-    n
-}
-
 /// Log keys of region 1 on disk.
 fn stored_log_indexes(ps: &PeerStorage) -> Vec<u64> {
     let mut out = Vec::new();
@@ -109,103 +97,8 @@ fn stored_log_indexes(ps: &PeerStorage) -> Vec<u64> {
     out
 }
 
-fn compacted<T: std::fmt::Debug>(r: raft::Result<T>) -> bool {
-    matches!(r, Err(raft::Error::Store(StorageError::Compacted)))
-}
-
 fn unavailable<T: std::fmt::Debug>(r: raft::Result<T>) -> bool {
     matches!(r, Err(raft::Error::Store(StorageError::Unavailable)))
-}
-
-#[test]
-fn peer_storage_term_2b() {
-    let (_dir, ps) = new_storage_from_ents(&ents(&[(3, 3), (4, 4), (5, 5)]));
-    assert!(compacted(ps.term(2)));
-    assert_eq!(ps.term(3), Ok(3));
-    assert_eq!(ps.term(4), Ok(4));
-    assert_eq!(ps.term(5), Ok(5));
-    assert!(unavailable(ps.term(6)));
-}
-
-#[test]
-fn peer_storage_entries_2b() {
-    let all = ents(&[(3, 3), (4, 4), (5, 5), (6, 6)]);
-    let (_dir, ps) = new_storage_from_ents(&all);
-    assert!(compacted(ps.entries(2, 6)));
-    assert!(compacted(ps.entries(3, 4)));
-    assert_eq!(ps.entries(4, 5), Ok(all[1..2].to_vec()));
-    assert_eq!(ps.entries(4, 6), Ok(all[1..3].to_vec()));
-    assert_eq!(ps.entries(4, 7), Ok(all[1..].to_vec()));
-    assert_eq!(ps.entries(5, 5), Ok(vec![]));
-    assert!(unavailable(ps.entries(4, 8)));
-    assert!(matches!(
-        ps.entries(6, 5),
-        Err(raft::Error::Store(StorageError::Other(_)))
-    ));
-}
-
-#[test]
-fn peer_storage_append_2b() {
-    // (appended, entries from index 4 afterwards)
-    type Pairs = &'static [(u64, u64)];
-    let cases: &[(Pairs, Pairs)] = &[
-        (&[(3, 3), (4, 4), (5, 5)], &[(4, 4), (5, 5)]),
-        (&[(3, 3), (4, 6), (5, 6)], &[(4, 6), (5, 6)]),
-        (&[(3, 3), (4, 4), (5, 5), (6, 5)], &[(4, 4), (5, 5), (6, 5)]),
-        // Entries at or below the truncated index are ignored; later stored ones go.
-        (&[(2, 3), (3, 3), (4, 5)], &[(4, 5)]),
-        // Stored entries after the new last index are deleted.
-        (&[(4, 5)], &[(4, 5)]),
-        // A plain append.
-        (&[(6, 5)], &[(4, 4), (5, 5), (6, 5)]),
-    ];
-    for &(appended, want) in cases {
-        let (_dir, mut ps) = new_storage_from_ents(&ents(&[(3, 3), (4, 4), (5, 5)]));
-        let mut raft_wb = WriteBatch::new();
-        ps.append(&ents(appended), &mut raft_wb).unwrap();
-        write_raft_state(&mut raft_wb, 1, ps.raft_state()).unwrap();
-        ps.engines().raft.write(raft_wb, Durability::Sync).unwrap();
-
-        let want = ents(want);
-        let last = want[want.len() - 1].clone();
-        assert_eq!((ps.last_index(), ps.last_term()), (last.index, last.term));
-        assert_eq!(
-            ps.entries(4, ps.last_index() + 1),
-            Ok(want.clone()),
-            "{appended:?}"
-        );
-        let indexes: Vec<u64> = want.iter().map(|e| e.index).collect();
-        assert_eq!(
-            stored_log_indexes(&ps),
-            indexes,
-            "{appended:?}: keys on disk"
-        );
-    }
-}
-
-#[test]
-fn peer_storage_clear_meta_2b() {
-    let (_dir, mut ps) = new_storage_from_ents(&ents(&[(3, 3), (4, 4)]));
-    let mut raft_wb = WriteBatch::new();
-    ps.append(&ents(&[(5, 5), (6, 6)]), &mut raft_wb).unwrap();
-    write_raft_state(&mut raft_wb, 1, ps.raft_state()).unwrap();
-    ps.engines().raft.write(raft_wb, Durability::Sync).unwrap();
-
-    let count = |ps: &PeerStorage| {
-        let meta = (keys::region_meta_prefix(1), keys::region_meta_prefix(2));
-        let raft = (keys::region_raft_prefix(1), keys::region_raft_prefix(2));
-        count_keys(&ps.engines().kv, &meta.0, &meta.1)
-            + count_keys(&ps.engines().kv, &raft.0, &raft.1)
-            + count_keys(&ps.engines().raft, &raft.0, &raft.1)
-    };
-    // Region state + apply state (kv), raft state + entries 4..=6 (raft).
-    assert_eq!(count(&ps), 6);
-
-    let (mut kv_wb, mut raft_wb) = (WriteBatch::new(), WriteBatch::new());
-    ps.clear_meta(&mut kv_wb, &mut raft_wb).unwrap();
-    ps.engines().kv.write(kv_wb, Durability::Sync).unwrap();
-    ps.engines().raft.write(raft_wb, Durability::Sync).unwrap();
-    assert_eq!(count(&ps), 0);
 }
 
 #[test]
