@@ -140,7 +140,6 @@ pub fn generic_test(name: &str, seed: u64, params: GenericParams) {
             }
         }
         let counts = cluster.check_client_appends();
-        // Every store holds a replica of the one region (no conf change or split in 2b).
         cluster.must_replicas_converge();
         cluster.delete_client_keys(&counts);
         if let Some(limit) = params.max_raft_log {
