@@ -262,6 +262,7 @@ impl Store {
                         if let Err(e) = on_snapshot_received(&mut self.peers, key, *msg, &mut ctx) {
                             tracing::warn!("store {}: snapshot {key} refused: {e}", self.id);
                             self.snap_mgr.delete_received(&key);
+                            self.receiver.forget(&key);
                         }
                     }
                     Err(e) => tracing::warn!("store {}: {e}", self.id),
@@ -389,3 +390,6 @@ fn ready(h: &mut PeerMsgHandler<'_, '_>, store_id: u64) {
         h.stop(&e);
     }
 }
+
+#[cfg(test)]
+mod tests;

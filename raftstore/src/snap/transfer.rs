@@ -302,6 +302,12 @@ impl SnapReceiver {
         Ok(ChunkOutcome::Complete(key, Box::new(inc.msg)))
     }
 
+    /// Forgets that snapshot `key` was received, so the same snapshot sent again is received
+    /// afresh (after the store refused it, say: it may be acceptable later).
+    pub fn forget(&mut self, key: &SnapKey) {
+        self.finished.remove(key);
+    }
+
     /// Abandons receptions that got no chunk for the timeout, and forgets old finished keys.
     pub fn on_tick(&mut self, now: u64) {
         let timeout = self.timeout_ticks;
