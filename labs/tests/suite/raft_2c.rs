@@ -172,6 +172,64 @@ fn slow_node_restore_2c() {
     );
 }
 
+/// Beyond the original: the same scenario, with the leader's log dropping the compacted
+/// entries from memory as an application's `advance` does (`RaftLog::maybe_compact`). In the
+/// original's scenario a log that still holds the entries in memory can catch the slow node
+/// up by appends; here it cannot, so the slow node must be restored from a snapshot: the
+/// leader sends exactly one, the node installs it, and ends with the leader's log.
+#[test]
+fn slow_node_restore_by_snapshot_2c() {
+    let mut net = Network::new(slots("NNN"));
+    net.send(vec![hup(1)]);
+    net.isolate(3);
+    for _ in 0..=100 {
+        net.send(vec![propose(1, 1, &[])]);
+    }
+    let s1 = net.storage_of(1);
+    let applied = {
+        let lead = net.peer_mut(1);
+        next_ents(lead, &s1);
+        let applied = lead.raft_log.applied;
+        let members: Vec<u64> = lead.prs.keys().copied().collect();
+        {
+            let mut core = s1.wl();
+            core.create_snapshot(applied, Some(conf_state(&members)), Vec::new())
+                .expect("create snapshot");
+            core.compact(applied).expect("compact");
+        }
+        lead.raft_log.maybe_compact();
+        assert_eq!(
+            lead.raft_log.first_index(),
+            applied + 1,
+            "compacted in memory"
+        );
+        applied
+    };
+    net.recover();
+    let snapshots = std::rc::Rc::new(std::cell::Cell::new(0));
+    let seen = std::rc::Rc::clone(&snapshots);
+    net.set_hook(move |m| {
+        if m.msg_type == MsgSnapshot {
+            assert_eq!(m.get_snapshot().get_metadata().index, applied);
+            seen.set(seen.get() + 1);
+        }
+        true
+    });
+    net.send(vec![beat(1)]);
+    net.send(vec![propose(1, 1, &[])]);
+    net.send(vec![propose(1, 1, &[])]);
+    assert_eq!(snapshots.get(), 1, "exactly one snapshot went to node 3");
+    let lead = net.peer(1);
+    let follower = net.peer(3);
+    assert_eq!(follower.raft_log.committed, lead.raft_log.committed);
+    assert_eq!(follower.raft_log.last_index(), lead.raft_log.last_index());
+    assert_eq!(
+        follower.raft_log.first_index(),
+        applied + 1,
+        "restored from it"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // Beyond the original: a leader tracks the snapshot it sent (as etcd and raft-rs do). While a
 // snapshot to a peer is in flight (`Progress::pending_snapshot`), the leader sends that peer
