@@ -533,6 +533,53 @@ mod tests {
         assert_ne!(chatter(7).0, chatter(8).0);
     }
 
+    /// A label's detail shows in the trace tail but is formatted only then, and is not part
+    /// of the trace hash; notes from outside any event show up at their time.
+    #[test]
+    fn details_are_lazy_and_notes_join_the_story() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        struct Counted(Rc<Cell<u32>>);
+        impl fmt::Display for Counted {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.set(self.0.get() + 1);
+                f.write_str("the detail")
+            }
+        }
+        let formatted = Rc::new(Cell::new(0));
+        let run = |detail: &'static str| {
+            let mut sim = Sim::new(3, ());
+            sim.schedule(
+                Duration::from_millis(1),
+                Label::new("kind", Counted(Rc::clone(&formatted))),
+                |_, _| {},
+            );
+            sim.schedule(
+                Duration::from_millis(2),
+                Label::new("other", detail),
+                |_, _| {},
+            );
+            sim.run_for(Duration::from_millis(5));
+            sim.core().note(Label::new("crash", "store 2"));
+            sim
+        };
+        let a = run("x");
+        assert_eq!(formatted.get(), 0, "nothing formatted while running");
+        let tail = a.trace_tail();
+        assert_eq!(formatted.get(), 1);
+        assert!(tail[0].ends_with("kind the detail"), "{tail:?}");
+        assert!(tail[1].ends_with("other x"), "{tail:?}");
+        assert!(
+            tail[2].starts_with("0.005s") && tail[2].ends_with("crash store 2"),
+            "{tail:?}"
+        );
+        assert_eq!(
+            a.trace_hash(),
+            run("y").trace_hash(),
+            "details are not hashed"
+        );
+    }
+
     #[test]
     fn the_trace_tail_tells_the_last_events() {
         let mut sim = Sim::new(3, ());
