@@ -287,3 +287,85 @@ fn report(
         },
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use engine::{keys, Cf};
+    use parking_lot::Mutex;
+    use raftstore::task::{RaftLogGcTask, Task};
+    use raftstore::{CmdResponse, StoreEvent};
+
+    use crate::cluster::client::{new_get_cf_cmd, new_request};
+    use crate::cluster::{tasks, Cluster, ClusterConfig};
+
+    /// Sends a command to store 1 and spawns there a task deleting region 99's log entry 1
+    /// (which the test wrote), both arriving a little later.
+    fn command_and_task(c: &mut Cluster) -> Arc<Mutex<Option<CmdResponse>>> {
+        let region = c.get_region(b"k");
+        let mut req = new_request(
+            1,
+            region.get_region_epoch().clone(),
+            vec![new_get_cf_cmd("default", b"k")],
+        );
+        req.mut_header().set_peer(raftstore::util::new_peer(1, 1));
+        let slot: Arc<Mutex<Option<CmdResponse>>> = Arc::new(Mutex::new(None));
+        let fill = Arc::clone(&slot);
+        let cb = Box::new(move |r: CmdResponse| *fill.lock() = Some(r));
+        c.engines(1)
+            .raft
+            .put_cf(Cf::Raft, &keys::raft_log_key(99, 1), b"x")
+            .expect("written");
+        let (w, core) = c.sim().parts();
+        super::deliver(
+            w,
+            core,
+            1,
+            Duration::from_millis(10),
+            "cmd",
+            StoreEvent::Command { req, cb },
+        );
+        tasks::schedule(
+            w,
+            core,
+            1,
+            Task::RaftLogGc(RaftLogGcTask::new(99, 0, 2, 1024)),
+        );
+        slot
+    }
+
+    fn entry_left(c: &Cluster) -> bool {
+        let key = keys::raft_log_key(99, 1);
+        c.engines(1)
+            .raft
+            .get_cf(Cf::Raft, &key)
+            .expect("read")
+            .is_some()
+    }
+
+    /// What a store had in flight dies with it: a command sent to it before it restarted is
+    /// never answered, and a task it spawned never runs; sent to the running store, the same
+    /// command is answered and the task runs.
+    #[test]
+    fn deliveries_and_tasks_do_not_cross_a_restart() {
+        let mut c = Cluster::new("restart_cuts", 9, ClusterConfig::new(3));
+        c.must_put(b"k", b"v");
+
+        let lost = command_and_task(&mut c);
+        c.stop_store(1);
+        c.start_store(1);
+        c.run_for(Duration::from_secs(1));
+        assert!(lost.lock().is_none(), "a command crossed a restart");
+        assert!(entry_left(&c), "a task crossed a restart");
+
+        let answered = command_and_task(&mut c);
+        c.run_for(Duration::from_secs(1));
+        assert!(
+            answered.lock().is_some(),
+            "the running store did not answer"
+        );
+        assert!(!entry_left(&c), "the running store's task did not run");
+    }
+}
