@@ -13,6 +13,7 @@ pub mod apply_oracle;
 pub mod client;
 mod describe;
 pub mod generic;
+pub mod inspect;
 mod leader_oracle;
 pub mod liveness;
 mod route;
