@@ -10,6 +10,8 @@ mod cluster_2b;
 mod cluster_2c;
 #[cfg(feature = "2b")]
 mod peer_storage_2b;
+#[cfg(feature = "2c")]
+mod peer_storage_2c;
 
 #[cfg(feature = "2aa")]
 mod raft_2aa;
