@@ -95,17 +95,6 @@ impl Cluster {
             .unwrap_or_else(|e| self.fail(&format!("store {store_id}: region state: {e}")))
     }
 
-    /// Store `store_id`'s snapshot directory.
-    pub fn snap_dir(&self, store_id: u64) -> PathBuf {
-        snap_dir_in(self.world(), store_id)
-            .unwrap_or_else(|| self.fail(&format!("there is no store {store_id}")))
-    }
-
-    /// The snapshot files of `kind` in store `store_id`'s snapshot directory, by key.
-    pub fn snapshot_files(&self, store_id: u64, kind: SnapFileKind) -> Vec<(SnapKey, PathBuf)> {
-        snapshot_files_in(&self.snap_dir(store_id), kind)
-    }
-
     /// Runs the cluster (checking `done` every 20 ms of virtual time, and failing the test
     /// as soon as a client of an installed workload fails) until `done` holds; fails the test,
     /// naming `what`, if it does not within `timeout`.

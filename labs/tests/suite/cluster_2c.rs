@@ -233,15 +233,45 @@ fn compacted_past(c: &Cluster, lagging: u64) -> bool {
         })
 }
 
-/// While `lagging` is down or cut off, writes at least `min_keys` keys `{prefix}NNNN` (values
-/// of about 200 bytes) and goes on until the other stores compacted their logs past what
-/// `lagging` holds. Returns the last key written.
-fn write_past_compaction(c: &mut Cluster, lagging: u64, prefix: &str, min_keys: usize) -> Vec<u8> {
+/// What a lagging store missed: the last key written while it lagged, and keys it held that
+/// were deleted meanwhile (applying the snapshot must remove them).
+struct Missed {
+    last: Vec<u8>,
+    deleted: Vec<Vec<u8>>,
+}
+
+/// The user keys (`default`) store `store`'s kv engine holds.
+fn keys_held(c: &Cluster, store: u64) -> Vec<Vec<u8>> {
+    let mut keys = Vec::new();
+    let scanned = c.engines(store).kv.snapshot().and_then(|s| {
+        s.scan_cf(Cf::Default, b"", None, |k, _| {
+            keys.push(k.to_vec());
+            true
+        })
+    });
+    if let Err(e) = scanned {
+        c.fail(&format!("store {store}: scanning its data: {e}"));
+    }
+    keys
+}
+
+/// While `lagging` is down or cut off: deletes a few keys it holds, then writes at least
+/// `min_keys` keys `{prefix}NNNN` (values of about 200 bytes) and goes on until the other
+/// stores compacted their logs past what `lagging` holds.
+fn write_past_compaction(c: &mut Cluster, lagging: u64, prefix: &str, min_keys: usize) -> Missed {
+    let deleted: Vec<Vec<u8>> = keys_held(c, lagging)
+        .into_iter()
+        .step_by(7)
+        .take(5)
+        .collect();
+    for key in &deleted {
+        c.must_delete(key);
+    }
     for i in 0.. {
         let key = format!("{prefix}{i:04}").into_bytes();
         c.must_put(&key, &value_of(&key));
         if i + 1 >= min_keys && compacted_past(c, lagging) {
-            return key;
+            return Missed { last: key, deleted };
         }
         if i > 2000 {
             break;
@@ -260,13 +290,18 @@ fn snapshot_counts(c: &Cluster) -> (u64, u64) {
     )
 }
 
-/// Whether `store` finished installing a snapshot since `before` ([`snapshot_counts`]) and
-/// holds `key`: its region is `Normal` again and the apply oracle checked one more install.
-fn installed(c: &Cluster, store: u64, key: &[u8], before: (u64, u64)) -> bool {
-    holds(c, store, key)
+/// Whether `store` finished installing a snapshot since `before` ([`snapshot_counts`]) that
+/// brought what it `missed`: its region is `Normal` again, the apply oracle checked one more
+/// install, it holds the last key written and none of the keys deleted.
+fn installed(c: &Cluster, store: u64, missed: &Missed, before: (u64, u64)) -> bool {
+    holds(c, store, &missed.last)
         && c.world().apply_oracle.verified_snapshots() > before.1
         && c.region_state_of(store, 1)
             .is_some_and(|s| s.get_state() == PeerState::Normal)
+        && missed
+            .deleted
+            .iter()
+            .all(|k| matches!(c.engines(store).kv.get_cf(Cf::Default, k), Ok(None)))
 }
 
 /// Asserts that a snapshot was streamed and installed (and checked by the apply oracle) since
@@ -287,14 +322,16 @@ fn assert_installed_since(c: &Cluster, before: (u64, u64), what: &str) {
 
 /// Beyond the original, whose transport copies a snapshot file whole and in order: snapshot
 /// files travel in many 1 KiB chunks while the network drops, duplicates, delays (reorders),
-/// bit-flips and truncates them, and a store that missed several compactions must still
-/// install a correct snapshot, three times over, with the faults in force. Checks that
-/// snapshots were streamed, that some chunks were lost or damaged, that the lagging store
-/// holds the data, that the apply oracle checked every install against the region's data at
-/// the snapshot's index, and that the replicas converge.
+/// bit-flips and truncates them, and a store that was down while the others compacted their
+/// logs (and deleted keys it holds) must still install a correct snapshot with the faults in
+/// force: three rounds at least, more until chunks were both lost and damaged. Each round
+/// checks that a snapshot was streamed and installed, that the lagging store holds the new
+/// data and none of the deleted keys, and (the apply oracle) that the install equals the
+/// region's data at the snapshot's index; at the end the replicas converge.
 ///
 /// Catches a receiver that assumes chunks arrive once and in order, that accepts a file it did
-/// not verify, or that a lost chunk wedges for good (a reception must be retried or abandoned).
+/// not verify, or that a lost chunk wedges for good (a reception must be retried or abandoned),
+/// and an application that keeps stale keys.
 #[test]
 fn snapshot_chunks_lost_duplicated_reordered_and_damaged_still_install_2c() {
     const NAME: &str = "snapshot_chunks_lost_duplicated_reordered_and_damaged_still_install_2c";
@@ -310,7 +347,7 @@ fn snapshot_chunks_lost_duplicated_reordered_and_damaged_still_install_2c() {
             let lagging = a_follower(&mut c);
             let before = snapshot_counts(&c);
             c.stop_store(lagging);
-            let last = write_past_compaction(&mut c, lagging, &format!("r{round} "), 40);
+            let missed = write_past_compaction(&mut c, lagging, &format!("r{round} "), 40);
             c.add_filter(Filter::DropRate(0.03));
             c.add_filter(Filter::Duplicate {
                 rate: 0.2,
@@ -324,9 +361,9 @@ fn snapshot_chunks_lost_duplicated_reordered_and_damaged_still_install_2c() {
             c.add_filter(Filter::Truncate(0.05));
             c.start_store(lagging);
             c.wait_until(
-                Duration::from_secs(60),
+                Duration::from_secs(20),
                 &format!("store {lagging} to install a snapshot through the faulty network"),
-                |c| installed(c, lagging, &last, before),
+                |c| installed(c, lagging, &missed, before),
             );
             c.clear_filters();
             assert_installed_since(&c, before, &format!("round {round}"));
@@ -341,8 +378,8 @@ fn snapshot_chunks_lost_duplicated_reordered_and_damaged_still_install_2c() {
 }
 
 /// Beyond the original (whose test cuts a follower off for one burst of writes): a follower
-/// isolated while the leader compacts its log at least five times catches up by snapshot,
-/// then follows the log again, and afterwards its log is trimmed like everyone's: its raft
+/// isolated while the leader compacts its log at least five times (and deletes keys it holds)
+/// catches up by snapshot, without the deleted keys, then follows the log again, and afterwards its log is trimmed like everyone's: its raft
 /// engine holds no entry at or below its truncated index (its pre-partition entries are
 /// gone) and at most twice the GC limit above it.
 ///
@@ -355,9 +392,12 @@ fn partitioned_follower_catches_up_by_snapshot_across_compactions_2c() {
     const LIMIT: u64 = 10;
     run_seeded(NAME, |seed| {
         let mut c = snapshot_cluster(NAME, seed, LIMIT);
-        c.must_put(b"k0", b"v0");
+        let pre: Vec<Vec<u8>> = (0..10).map(|i| format!("k{i}").into_bytes()).collect();
+        for key in &pre {
+            c.must_put(key, &value_of(key));
+        }
         for s in c.store_ids() {
-            c.must_get_equal(s, b"k0", b"v0");
+            c.must_get_equal(s, &pre[9], &value_of(&pre[9]));
         }
         let follower = a_follower(&mut c);
         let leader = leader_store(&mut c);
@@ -365,6 +405,11 @@ fn partitioned_follower_catches_up_by_snapshot_across_compactions_2c() {
         let before = snapshot_counts(&c);
 
         c.add_filter(Filter::Isolate(follower));
+        // Keys the follower holds and the snapshot must remove.
+        let deleted = &pre[..5];
+        for key in deleted {
+            c.must_delete(key);
+        }
         let mut truncations = BTreeSet::new();
         let mut last = Vec::new();
         for i in 0..120 {
@@ -387,7 +432,13 @@ fn partitioned_follower_catches_up_by_snapshot_across_compactions_2c() {
         c.wait_until(
             Duration::from_secs(10),
             &format!("store {follower} to catch up"),
-            |c| installed(c, follower, &last, before),
+            |c| {
+                let missed = Missed {
+                    last: last.clone(),
+                    deleted: deleted.to_vec(),
+                };
+                installed(c, follower, &missed, before)
+            },
         );
         assert_installed_since(&c, before, "the partitioned follower");
         let truncated = c
@@ -440,8 +491,9 @@ const APPLY_CRASH_STEPS: [u32; 6] = [1, 2, 4, 7, 11, 16];
 /// writing while a lagging store, in the middle of applying a snapshot, crashes (losing its
 /// unsynced writes) after step 1, 2, 4, 7, 11 or 16 of the application, and restarts. Each
 /// time it must resume the application from its persisted `Applying` state and end with the
-/// region's data at the snapshot's index (the apply oracle checks every install); in the end
-/// no acknowledged write is lost, the history is linearizable and the replicas converge.
+/// region's data at the snapshot's index (the apply oracle checks every install), without
+/// the key deleted while it was down; in the end no acknowledged write is lost, the history
+/// is linearizable and the replicas converge.
 ///
 /// Catches a snapshot application that is not restartable: region state written `Normal`
 /// before the data is durable, a received file deleted before the application ends, a
@@ -469,6 +521,10 @@ fn crash_while_applying_a_snapshot_restarts_cleanly_2c() {
             let followers: Vec<u64> = c.store_ids().into_iter().filter(|&s| s != leader).collect();
             let victim = followers[round % followers.len()];
             let crashes = c.world().stats.task_crashes;
+            // A key the victim holds, deleted while it is down: the snapshot must remove it.
+            let stale = format!("~stale {round}").into_bytes();
+            c.must_put(&stale, b"1");
+            c.must_get_equal(victim, &stale, b"1");
             c.world_mut().task_faults.crash.push(TaskCrash {
                 store: victim,
                 kind: TaskKind::ApplySnapshot,
@@ -476,6 +532,7 @@ fn crash_while_applying_a_snapshot_restarts_cleanly_2c() {
                 restart_after: Duration::from_millis(300),
             });
             c.stop_store(victim);
+            c.must_delete(&stale);
             c.wait_until(
                 Duration::from_secs(20),
                 &format!("a compaction past stopped store {victim}'s log"),
@@ -495,6 +552,7 @@ fn crash_while_applying_a_snapshot_restarts_cleanly_2c() {
                 &format!("store {victim} to install a snapshot after its restart"),
                 |c| c.is_running(victim) && c.world().apply_oracle.verified_snapshots() > verified,
             );
+            c.must_get_none(victim, &stale);
         }
         c.stop_clients();
         c.wait_clients(Duration::from_secs(120));
@@ -701,27 +759,27 @@ fn corrupt_or_truncated_snapshot_is_refused_and_replaced_2c() {
             let before = snapshot_counts(&c);
             let damaged = c.world().stats.chunks_damaged;
             c.stop_store(lagging);
-            let last = write_past_compaction(&mut c, lagging, &format!("f{round} "), 40);
+            let missed = write_past_compaction(&mut c, lagging, &format!("f{round} "), 40);
             c.add_filter(damage.clone());
             c.start_store(lagging);
             c.run_for(Duration::from_millis(1500));
+            let state = c.region_state_of(lagging, 1).map(|s| s.get_state());
+            if holds(&c, lagging, &missed.last) || state != Some(PeerState::Normal) {
+                c.fail(&format!(
+                    "{damage:?}: store {lagging} took in a damaged snapshot (region state {state:?})"
+                ));
+            }
             let stats = c.world().stats.clone();
             if stats.snapshot_streams < before.0 + 2 || stats.chunks_damaged == damaged {
                 c.fail(&format!(
                     "{damage:?}: expected damaged snapshots sent and sent again: {stats:?}"
                 ));
             }
-            let state = c.region_state_of(lagging, 1).map(|s| s.get_state());
-            if holds(&c, lagging, &last) || state != Some(PeerState::Normal) {
-                c.fail(&format!(
-                    "{damage:?}: store {lagging} took in a damaged snapshot (region state {state:?})"
-                ));
-            }
             c.clear_filters();
             c.wait_until(
                 Duration::from_secs(10),
                 &format!("store {lagging} to install a fresh snapshot after {damage:?}"),
-                |c| installed(c, lagging, &last, before),
+                |c| installed(c, lagging, &missed, before),
             );
             assert_installed_since(&c, before, &format!("after {damage:?}"));
         }
@@ -730,7 +788,7 @@ fn corrupt_or_truncated_snapshot_is_refused_and_replaced_2c() {
         let lagging = a_follower(&mut c);
         let before = snapshot_counts(&c);
         c.stop_store(lagging);
-        let last = write_past_compaction(&mut c, lagging, "d0 ", 40);
+        let missed = write_past_compaction(&mut c, lagging, "d0 ", 40);
         let known: BTreeSet<PathBuf> = generated_files(c.world(), lagging).into_iter().collect();
         c.start_store(lagging);
         let path = wait_for_new_generated_file(&mut c, lagging, &known);
@@ -751,7 +809,7 @@ fn corrupt_or_truncated_snapshot_is_refused_and_replaced_2c() {
         c.wait_until(
             Duration::from_secs(10),
             &format!("store {lagging} to install a fresh snapshot after a corrupt file"),
-            |c| installed(c, lagging, &last, before),
+            |c| installed(c, lagging, &missed, before),
         );
         assert_installed_since(&c, before, "after a corrupt file");
         if c.world().stats.snapshot_streams < before.0 + 2 {
@@ -766,7 +824,7 @@ fn corrupt_or_truncated_snapshot_is_refused_and_replaced_2c() {
         let before = snapshot_counts(&c);
         let failed = c.world().stats.snapshot_streams_failed;
         c.stop_store(lagging);
-        let last = write_past_compaction(&mut c, lagging, "d1 ", 40);
+        let missed = write_past_compaction(&mut c, lagging, "d1 ", 40);
         let known: BTreeSet<PathBuf> = generated_files(c.world(), lagging).into_iter().collect();
         c.start_store(lagging);
         let path = wait_for_new_generated_file(&mut c, lagging, &known);
@@ -785,7 +843,7 @@ fn corrupt_or_truncated_snapshot_is_refused_and_replaced_2c() {
         c.wait_until(
             Duration::from_secs(10),
             &format!("store {lagging} to install a fresh snapshot after a truncated file"),
-            |c| installed(c, lagging, &last, before),
+            |c| installed(c, lagging, &missed, before),
         );
         assert_installed_since(&c, before, "after a truncated file");
         if c.world().stats.snapshot_streams_failed == failed {
