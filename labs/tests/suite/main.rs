@@ -12,6 +12,8 @@ mod cluster_2c;
 mod peer_storage_2b;
 #[cfg(feature = "2c")]
 mod peer_storage_2c;
+#[cfg(feature = "2c")]
+mod snapshot_faults_2c;
 
 #[cfg(feature = "2aa")]
 mod raft_2aa;
