@@ -9,9 +9,8 @@
 //! is harmless: they are garbage below the truncated index, and the peer's next GC (which
 //! starts at the log's first remaining key after a restart) deletes them again.
 
-use engine::{keys, Cf, Engines};
+use engine::{keys, Cf, Durability, Engines, WriteBatch};
 
-use crate::snap::region_task::delete_some_in;
 use crate::Result;
 
 /// Deletes region `region_id`'s raft log entries in `[start, end)` (`start = 0`: from the first
@@ -44,24 +43,37 @@ impl RaftLogGcTask {
     }
 
     /// One step: the kv sync first, then one batch of deletes. `Ok(Some(task))`: more to do.
+    ///
+    /// The entries are deleted by index, without reading them: an LSM tree keeps the
+    /// tombstones of earlier deletes for a while, and walking over them on every GC would make
+    /// each GC cost more than the last. Only a task that starts "from the first entry still
+    /// stored" (`start = 0`) looks for that entry, once.
     pub fn step(mut self, engines: &Engines) -> Result<Option<RaftLogGcTask>> {
         if !self.synced {
             engines.kv.sync()?;
             self.synced = true;
             return Ok(Some(self));
         }
+        if self.deleted_to == 0 {
+            let from = keys::raft_log_key(self.region_id, 0);
+            let to = keys::raft_log_key(self.region_id, self.end);
+            let mut it = engines.raft.iter_cf(Cf::Raft, &from, Some(&to))?;
+            it.seek_to_first();
+            self.deleted_to = it.key().and_then(keys::raft_log_index).unwrap_or(self.end);
+            it.status()?;
+        }
         if self.deleted_to >= self.end {
             return Ok(None);
         }
-        let from = keys::raft_log_key(self.region_id, self.deleted_to);
-        let to = keys::raft_log_key(self.region_id, self.end);
-        match delete_some_in(&engines.raft, Cf::Raft, &from, Some(&to), self.batch_bytes)? {
-            Some(next) => {
-                self.deleted_to = keys::raft_log_index(&next).unwrap_or(self.end);
-                Ok(Some(self))
-            }
-            None => Ok(None),
+        let per_batch = (self.batch_bytes / keys::RAFT_LOG_KEY_LEN).max(1) as u64;
+        let until = self.end.min(self.deleted_to.saturating_add(per_batch));
+        let mut wb = WriteBatch::with_capacity((until - self.deleted_to) as usize);
+        for index in self.deleted_to..until {
+            wb.delete_cf(Cf::Raft, &keys::raft_log_key(self.region_id, index))?;
         }
+        engines.raft.write(wb, Durability::Buffered)?;
+        self.deleted_to = until;
+        Ok((until < self.end).then_some(self))
     }
 }
 

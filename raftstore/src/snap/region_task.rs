@@ -232,8 +232,8 @@ impl ApplySnapTask {
     }
 }
 
-/// Deletes the keys of `cf` in `[from, end)`, up to about `batch_bytes` of keys in one
-/// buffered batch. Returns where to go on, or `None` when the range is empty.
+/// Deletes the keys of `cf` in `[from, end)` of the kv engine, up to about `batch_bytes` of
+/// keys in one buffered batch. Returns where to go on, or `None` when the range is empty.
 pub(crate) fn delete_some(
     engines: &Engines,
     cf: Cf,
@@ -241,18 +241,7 @@ pub(crate) fn delete_some(
     end: Option<&[u8]>,
     batch_bytes: usize,
 ) -> Result<Option<Vec<u8>>> {
-    delete_some_in(&engines.kv, cf, from, end, batch_bytes)
-}
-
-/// [`delete_some`] on any engine.
-pub(crate) fn delete_some_in(
-    engine: &engine::Engine,
-    cf: Cf,
-    from: &[u8],
-    end: Option<&[u8]>,
-    batch_bytes: usize,
-) -> Result<Option<Vec<u8>>> {
-    let mut it = engine.iter_cf(cf, from, end)?;
+    let mut it = engines.kv.iter_cf(cf, from, end)?;
     it.seek_to_first();
     let mut wb = WriteBatch::new();
     let mut next = None;
@@ -265,6 +254,6 @@ pub(crate) fn delete_some_in(
         it.next();
     }
     it.status()?;
-    engine.write(wb, Durability::Buffered)?;
+    engines.kv.write(wb, Durability::Buffered)?;
     Ok(next)
 }
