@@ -344,17 +344,19 @@ impl State {
             ));
             return;
         }
+        if to > from && state.get_truncated_state().index >= to {
+            // A snapshot (only a snapshot truncates the log at the applied index): its data is
+            // not in the log, and the entries the raft engine may still hold at those indexes
+            // are the old, overwritten ones. The region's digest is checked once the region
+            // holds the snapshot's data (see `check_installed`).
+            return;
+        }
         let raft = self.stores[&store_id].raft.clone();
         let mut entries = Vec::with_capacity((to - from) as usize);
         for index in from + 1..=to {
             let entry = match raft.get_msg_cf::<Entry>(Cf::Raft, &keys::raft_log_key(region, index))
             {
                 Ok(Some(e)) => e,
-                Ok(None) if state.get_truncated_state().index >= to => {
-                    // A snapshot: its data is not in the log; the region's digest is checked
-                    // once the region holds it (see `check_installed`).
-                    return;
-                }
                 Ok(None) => {
                     self.violation(format!(
                         "{}: applied index moved {from} → {to}, but the raft log has no entry {index}",
