@@ -1,7 +1,8 @@
 //! Client operations on a [`Cluster`], named and shaped after the original harness's
-//! (`must_put`, `get`, `scan`, `request`, `call_command_on_leader`, ...). They run the
-//! simulator until their command is answered, so their timeouts are virtual time: a test that
-//! waits five seconds for a leader costs only the events of those five seconds.
+//! (`must_put`, `get`, `scan`, `request`, `call_command_on_leader`, ...). They start a request
+//! on the request state machine (`request.rs`, shared with the simulated clients) and run the
+//! simulator until it finishes, so their timeouts are virtual time: a test that waits five
+//! seconds for a leader costs only the events of those five seconds.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,72 +11,18 @@ use engine::Cf;
 use parking_lot::Mutex;
 use proto::metapb;
 use proto::raft_cmdpb::{CmdType, RaftCmdRequest, Request};
-use raftstore::{CmdResponse, StoreEvent};
-use rand::Rng;
+use raftstore::CmdResponse;
 
-use super::describe::CmdDesc;
-use super::{deliver, Cluster, Slot};
-use crate::sim::Label;
+use super::request::{self, Call, Failure, Outcome};
+use super::request::{GET_REGION_INTERVAL, GET_REGION_POLLS, LEADER_INTERVAL, LEADER_POLLS};
+use super::{Cluster, Slot};
 
-/// A command with its header filled for `region_id` at `epoch`.
-pub fn new_request(
-    region_id: u64,
-    epoch: metapb::RegionEpoch,
-    reqs: Vec<Request>,
-) -> RaftCmdRequest {
-    let mut req = RaftCmdRequest::new();
-    req.mut_header().region_id = region_id;
-    req.mut_header().set_region_epoch(epoch);
-    req.set_requests(reqs.into());
-    req
-}
+pub use super::request::{
+    new_delete_cf_cmd, new_get_cf_cmd, new_put_cf_cmd, new_request, new_snap_cmd, REQUEST_TIMEOUT,
+};
 
-/// A put of `key` → `value` in column family `cf`.
-pub fn new_put_cf_cmd(cf: &str, key: &[u8], value: &[u8]) -> Request {
-    let mut r = Request::new();
-    r.set_cmd_type(CmdType::Put);
-    r.mut_put().cf = cf.to_owned();
-    r.mut_put().key = key.to_vec();
-    r.mut_put().value = value.to_vec();
-    r
-}
-
-/// A get of `key` in `cf`.
-pub fn new_get_cf_cmd(cf: &str, key: &[u8]) -> Request {
-    let mut r = Request::new();
-    r.set_cmd_type(CmdType::Get);
-    r.mut_get().cf = cf.to_owned();
-    r.mut_get().key = key.to_vec();
-    r
-}
-
-/// A delete of `key` in `cf`.
-pub fn new_delete_cf_cmd(cf: &str, key: &[u8]) -> Request {
-    let mut r = Request::new();
-    r.set_cmd_type(CmdType::Delete);
-    r.mut_delete().cf = cf.to_owned();
-    r.mut_delete().key = key.to_vec();
-    r
-}
-
-/// A request for a read snapshot of the region.
-pub fn new_snap_cmd() -> Request {
-    let mut r = Request::new();
-    r.set_cmd_type(CmdType::Snap);
-    r.mut_snap();
-    r
-}
-
-const GET_REGION_POLLS: u32 = 100;
-const GET_REGION_INTERVAL: Duration = Duration::from_millis(20);
-const LEADER_POLLS: u32 = 500;
-const LEADER_INTERVAL: Duration = Duration::from_millis(10);
 const ENGINE_POLLS: u32 = 300;
 const ENGINE_INTERVAL: Duration = Duration::from_millis(20);
-/// How long one attempt waits for a store's answer.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
-/// The default patience of `must_put` and friends.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Cluster {
     /// The region containing `key` as the scheduler knows it; waits up to 2 s of virtual
@@ -106,19 +53,9 @@ impl Cluster {
     pub fn call_command(&mut self, req: RaftCmdRequest, timeout: Duration) -> Option<CmdResponse> {
         let slot: Slot<CmdResponse> = Arc::new(Mutex::new(None));
         let fill = Arc::clone(&slot);
-        let store_id = req.get_header().get_peer().store_id;
-        let latency = self.world().cfg.client_latency;
-        let label = Label::new("client command", CmdDesc::of(&req));
         let cb = Box::new(move |resp: CmdResponse| *fill.lock() = Some(resp));
         let (w, c) = self.sim().parts();
-        deliver(
-            w,
-            c,
-            store_id,
-            latency,
-            label,
-            StoreEvent::Command { req, cb },
-        );
+        request::send_command(w, c, req, None, cb);
         let answered = self
             .sim()
             .run_until_true(timeout, |_| slot.lock().is_some());
@@ -126,86 +63,57 @@ impl Cluster {
             return None;
         }
         // The answer travels back to the client.
+        let latency = self.world().cfg.client_latency;
         self.run_for(latency);
         let resp = slot.lock().take();
         resp
     }
 
-    /// Sends `req` to the region's leader, following NotLeader hints and the scheduler's
-    /// view, until it gets an answer that is not a "try elsewhere" error, or `timeout`
-    /// passes (`None`).
-    pub fn call_command_on_leader(
-        &mut self,
-        mut req: RaftCmdRequest,
-        timeout: Duration,
-    ) -> Option<CmdResponse> {
-        let region_id = req.get_header().region_id;
-        let Some(mut leader) = self.leader_of_region(region_id) else {
-            self.fail(&format!("can't get the leader of region {region_id}"))
-        };
-        let deadline = self.sim().now().after(timeout);
-        while self.sim().now() < deadline {
-            req.mut_header().set_peer(leader.clone());
-            match self.call_command(req.clone(), ATTEMPT_TIMEOUT) {
-                None => {
-                    let current = self.leader_of_region(region_id);
-                    leader = match current {
-                        Some(l) if l != leader => l,
-                        _ => self.random_peer(region_id).unwrap_or(leader),
-                    };
-                }
-                Some(resp) => {
-                    let err = resp.resp.get_header().get_error();
-                    if !(err.has_stale_command()
-                        || err.has_epoch_not_match()
-                        || err.has_not_leader())
-                    {
-                        return Some(resp);
-                    }
-                    if err.get_not_leader().has_leader() {
-                        leader = err.get_not_leader().get_leader().clone();
-                    } else if let Some(l) = self.leader_of_region(region_id) {
-                        leader = l;
-                    }
-                }
+    /// Runs `call` on the request state machine until it finishes.
+    fn run_call(&mut self, call: Call) -> Outcome {
+        let slot: Slot<Outcome> = Arc::new(Mutex::new(None));
+        let fill = Arc::clone(&slot);
+        let (w, c) = self.sim().parts();
+        request::start(
+            w,
+            c,
+            call,
+            Box::new(move |_, _, _, out| *fill.lock() = Some(out)),
+        );
+        // The machine always has a wake-up scheduled until it reports, and gives up within
+        // bounded virtual time.
+        while slot.lock().is_none() {
+            if !self.sim().step() {
+                self.fail("the simulator ran out of events while a request waited");
             }
         }
-        None
+        let out = slot.lock().take();
+        out.unwrap_or_else(|| self.fail("a request finished without an outcome"))
     }
 
-    fn random_peer(&mut self, region_id: u64) -> Option<metapb::Peer> {
-        let (region, _) = self.world().scheduler.get_region_by_id(region_id)?;
-        let peers = region.get_peers();
-        if peers.is_empty() {
-            return None;
+    /// Sends `req` to the region's leader, following NotLeader hints and the scheduler's
+    /// view, until it gets an answer that is not a "try elsewhere" error, or `timeout`
+    /// passes (`None`). Fails the test if the scheduler knows no leader for the region.
+    pub fn call_command_on_leader(
+        &mut self,
+        req: RaftCmdRequest,
+        timeout: Duration,
+    ) -> Option<CmdResponse> {
+        match self.run_call(Call::on_leader(req, timeout)) {
+            Ok(resp) => Some(resp),
+            Err(Failure::NoAnswer) => None,
+            Err(e) => self.fail(&e.to_string()),
         }
-        let i = self.sim().core().rng().gen_range(0..peers.len());
-        peers.get(i).cloned()
     }
 
     /// Sends `reqs` for the region holding `key` until one attempt succeeds: refreshes the
     /// region from the scheduler and retries on timeouts and region errors, for at least 10
     /// attempts and `timeout`. Fails the test if it never succeeds.
     pub fn request(&mut self, key: &[u8], reqs: Vec<Request>, timeout: Duration) -> CmdResponse {
-        let start = self.sim().now();
-        let mut attempt = 0;
         self.world_mut().liveness.helpers_waiting += 1;
-        while attempt < 10 || self.sim().now().since(start) < timeout {
-            attempt += 1;
-            let region = self.get_region(key);
-            let req = new_request(region.id, region.get_region_epoch().clone(), reqs.clone());
-            match self.call_command_on_leader(req, timeout) {
-                Some(resp) if !resp.resp.get_header().has_error() => {
-                    let now = self.sim().now();
-                    let l = &mut self.world_mut().liveness;
-                    l.helpers_waiting -= 1;
-                    l.progress(now);
-                    return resp;
-                }
-                _ => self.run_for(Duration::from_millis(100)),
-            }
-        }
-        self.fail(&format!("request timeout for key {key:02x?}"))
+        let out = self.run_call(Call::request(key, reqs, timeout));
+        self.world_mut().liveness.helpers_waiting -= 1;
+        out.unwrap_or_else(|e| self.fail(&e.to_string()))
     }
 
     /// Writes `key` → `value` in `default`.

@@ -97,6 +97,8 @@ impl fmt::Display for MsgDesc {
 
 /// A client command sent to a store.
 pub(crate) struct CmdDesc {
+    /// The simulated client that sent it.
+    client: Option<usize>,
     store: u64,
     region: u64,
     admin: Option<AdminCmdType>,
@@ -117,6 +119,7 @@ impl CmdDesc {
             (r.get_cmd_type(), key[..key.len().min(24)].to_vec())
         });
         CmdDesc {
+            client: None,
             store: req.get_header().get_peer().store_id,
             region: req.get_header().region_id,
             admin: req
@@ -126,10 +129,19 @@ impl CmdDesc {
             requests: req.get_requests().len(),
         }
     }
+
+    /// Sent by simulated client `client`, if any.
+    pub(crate) fn by_client(mut self, client: Option<usize>) -> CmdDesc {
+        self.client = client;
+        self
+    }
 }
 
 impl fmt::Display for CmdDesc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(client) = self.client {
+            write!(f, "client {client}: ")?;
+        }
         match (&self.admin, &self.first) {
             (Some(admin), _) => write!(f, "{admin:?}")?,
             (None, Some((CmdType::Snap, _))) => f.write_str("snap")?,

@@ -5,7 +5,8 @@
 //! and the mock scheduler. Ticks, raft messages, scheduler responses and client commands are
 //! all simulator events, so a run is decided by its seed alone; test code drives it through
 //! the helpers of [`client`] (`must_put`, `get`, `scan`, ...), which advance virtual time
-//! until their command is answered.
+//! until their request is answered, and through the simulated clients of [`workload`]. Both
+//! run the same request state machine (`request.rs`).
 //!
 //! A failing helper panics with the seed, the replay command and the last events of the run.
 
@@ -16,6 +17,7 @@ pub mod generic;
 pub mod inspect;
 mod leader_oracle;
 pub mod liveness;
+mod request;
 mod route;
 pub mod tasks;
 pub mod workload;
@@ -118,6 +120,8 @@ pub struct World {
     pub chaos: generic::Chaos,
     /// The concurrent simulated clients, once a test installs them.
     pub workload: Option<workload::Workload>,
+    /// The client requests in flight (of the simulated clients and the blocking helpers).
+    pub(crate) requests: request::Requests,
     /// Checks that every store applies each committed command exactly once, in order.
     pub apply_oracle: ApplyOracle,
     /// Faults injected into background tasks.
@@ -328,6 +332,7 @@ impl Cluster {
             scheduler,
             chaos: generic::Chaos::default(),
             workload: None,
+            requests: request::Requests::default(),
             apply_oracle,
             task_faults: TaskFaults::default(),
             stats: Stats::default(),

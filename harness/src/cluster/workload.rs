@@ -1,22 +1,10 @@
 //! Concurrent simulated clients: the generic test's clients as simulator tasks.
 //!
-//! Each client is an event-driven state machine living in [`World::workload`]: it issues one
-//! operation at a time and runs the original harness's request logic asynchronously
-//! (`request` → `call_command_on_leader` → `call_command`, see `harness-api.md` §2): it looks
-//! the region up in the scheduler (polling 100 × 20 ms), starts from the scheduler's leader
-//! (polling 500 × 10 ms), sends the command to one peer at a time with a 1 s timeout per
-//! attempt, follows `NotLeader` hints, the scheduler's leader or a random peer of the region,
-//! retries at once on `StaleCommand` / `EpochNotMatch` / `NotLeader`, and on a timeout of the
-//! whole 5 s `call_command_on_leader` or any other region error backs off 100 ms and refreshes
-//! the region, for at least 10 attempts and 5 s before it gives up with "request timeout" (a
-//! test failure, as in the original).
-//!
-//! A store answers through a `Send` callback that cannot reach the simulator, so callbacks
-//! drop their answer into a shared inbox; a poller event (every [`POLL_INTERVAL`] while some
-//! client waits for an answer) moves each answer to its client, which sees it
-//! `client_latency` later. Every wake-up of a client (answer, attempt timeout, poll, back-off)
-//! carries the client's current wait token; a stale one (the answer of an attempt that already
-//! timed out, say) is ignored.
+//! Each client lives in [`World::workload`] and issues one operation at a time. An operation
+//! runs the original harness's request logic on the request state machine (`request.rs`,
+//! shared with the blocking helpers): one `request` for a put or a delete, one per region for
+//! a scan, which continues at each region's end key. A request that gives up ("request
+//! timeout", "find no region") fails the client, and the test, as in the original.
 //!
 //! Every operation is recorded in a linearizability [`History`] from the first send of its
 //! first attempt to the client's receipt of the answer: a put that is retried after a
@@ -39,35 +27,19 @@
 //! [`Cluster::check_linearizable`].
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use engine::Cf;
-use parking_lot::Mutex;
-use proto::metapb;
-use proto::raft_cmdpb::{CmdType, RaftCmdRequest, Request};
-use raftstore::{CmdResponse, StoreEvent};
+use proto::raft_cmdpb::{CmdType, Request};
 use rand::Rng;
 
-use super::client::{new_delete_cf_cmd, new_put_cf_cmd, new_request, new_snap_cmd};
-use super::describe::CmdDesc;
-use super::{deliver, Cluster, World};
+use super::request::{self, Call, RequestId, REQUEST_TIMEOUT};
+use super::request::{new_delete_cf_cmd, new_put_cf_cmd, new_snap_cmd};
+use super::{Cluster, World};
 use crate::linearizability::{self, CheckResult, History, KvInput, KvOutput, OpId, Outcome};
-use crate::sim::Label;
-use crate::sim::{Core, SimTime};
+use crate::sim::Core;
 
-/// How often answers in the inbox are handed to their clients.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(1);
-const GET_REGION_POLLS: u32 = 100;
-const GET_REGION_INTERVAL: Duration = Duration::from_millis(20);
-const LEADER_POLLS: u32 = 500;
-const LEADER_INTERVAL: Duration = Duration::from_millis(10);
-/// How long one attempt waits for a store's answer.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
-/// The patience of `request` and of each `call_command_on_leader` inside it.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-const MIN_ATTEMPTS: u32 = 10;
-const BACKOFF: Duration = Duration::from_millis(100);
+pub use super::request::POLL_INTERVAL;
 
 /// One client operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,24 +110,6 @@ enum Mode {
     Script(VecDeque<OpSpec>),
 }
 
-/// Where an operation's current `request` stands.
-#[derive(Debug, Clone)]
-enum Phase {
-    /// Polling the scheduler for the region of the current key.
-    Region { polls: u32 },
-    /// Polling the scheduler for the region's leader.
-    Leader { req: RaftCmdRequest, polls: u32 },
-    /// Waiting for the answer of an attempt sent to `leader`.
-    Calling {
-        req: RaftCmdRequest,
-        leader: metapb::Peer,
-        /// End of the current `call_command_on_leader`.
-        deadline: SimTime,
-    },
-    /// Waiting before refreshing the region.
-    Backoff,
-}
-
 #[derive(Debug, Clone)]
 struct InFlight {
     spec: OpSpec,
@@ -168,11 +122,8 @@ struct InFlight {
     record_from: Vec<u8>,
     /// The concatenated values of every pair a scan has read so far (the client's oracle).
     values: String,
-    /// Start of the current `request`.
-    req_start: SimTime,
-    /// Attempts of the current `request`.
-    attempt: u32,
-    phase: Phase,
+    /// The operation's current request (a scan runs one per region).
+    request: Option<RequestId>,
 }
 
 /// One simulated client.
@@ -184,21 +135,12 @@ struct Client {
     last: String,
     mode: Mode,
     op: Option<InFlight>,
-    /// Bumped at every wait; a wake-up carrying another value is stale.
-    wait: u64,
     /// Results of script operations, in order.
     results: Vec<KvOutput>,
     /// Operations completed.
     completed: u64,
     /// Loop scans started.
     scans: u64,
-}
-
-/// An answer a store's callback dropped in the inbox.
-struct Delivery {
-    client: usize,
-    token: u64,
-    resp: CmdResponse,
 }
 
 /// How much of each loop scan the history records (see [`Workload::scan_window`]).
@@ -219,7 +161,7 @@ impl Default for ScanWindow {
     }
 }
 
-/// The clients, their shared history and inbox (kept in [`World::workload`]).
+/// The clients and their shared history (kept in [`World::workload`]).
 pub struct Workload {
     clients: Vec<Client>,
     history: History,
@@ -233,8 +175,6 @@ pub struct Workload {
     /// write would touch) and every 16th scan whole; script operations (the final scans and
     /// deletes) are always recorded whole.
     pub scan_window: Option<ScanWindow>,
-    inbox: Arc<Mutex<Vec<Delivery>>>,
-    poller_running: bool,
     stopping: bool,
     failures: Vec<String>,
 }
@@ -257,8 +197,6 @@ impl Workload {
             clients: vec![Client::default(); clients],
             history: History::new(),
             scan_window: Some(ScanWindow::default()),
-            inbox: Arc::new(Mutex::new(Vec::new())),
-            poller_running: false,
             stopping: false,
             failures: Vec::new(),
         }
@@ -328,38 +266,12 @@ fn fail_client(w: &mut World, ci: usize, what: String) {
         .map(|op| format!(" during {}", op.spec.describe()))
         .unwrap_or_default();
     wl.failures.push(format!("client {ci}{desc}: {what}"));
+    cl.mode = Mode::Idle;
     if let Some(op) = cl.op.take() {
         wl.history.timeout(op.hid);
-    }
-    cl.mode = Mode::Idle;
-    cl.wait += 1;
-}
-
-/// Schedules a wake-up of client `ci` after `delay`; it runs `f` unless the client moved on.
-fn wake_after(
-    w: &mut World,
-    c: &mut Core<World>,
-    ci: usize,
-    delay: Duration,
-    label: &'static str,
-    f: fn(&mut World, &mut Core<World>, usize),
-) {
-    let cl = &mut wl_of(w).clients[ci];
-    cl.wait += 1;
-    let token = cl.wait;
-    c.schedule(delay, label, move |w: &mut World, c: &mut Core<World>| {
-        if w.workload.as_ref().map(|wl| wl.clients[ci].wait) == Some(token) {
-            f(w, c, ci);
+        if let Some(id) = op.request {
+            request::cancel(w, id);
         }
-    });
-}
-
-/// A client's command, for the trace.
-struct ClientDesc(usize, CmdDesc);
-
-impl std::fmt::Display for ClientDesc {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "client {}: {}", self.0, self.1)
     }
 }
 
@@ -428,9 +340,7 @@ fn start_op(w: &mut World, c: &mut Core<World>, ci: usize, spec: OpSpec) {
         pairs: Vec::new(),
         record_from,
         values: String::new(),
-        req_start: now,
-        attempt: 0,
-        phase: Phase::Backoff,
+        request: None,
     });
     begin_request(w, c, ci);
 }
@@ -442,58 +352,15 @@ fn op_mut(w: &mut World, ci: usize) -> &mut InFlight {
     }
 }
 
-/// `request(key, ...)`: a fresh request for the region of the operation's cursor.
+/// Starts the operation's `request` for the region of its cursor.
 fn begin_request(w: &mut World, c: &mut Core<World>, ci: usize) {
     let op = op_mut(w, ci);
-    op.req_start = c.now();
-    op.attempt = 0;
-    attempt(w, c, ci);
-}
-
-/// One iteration of `request`'s loop.
-fn attempt(w: &mut World, c: &mut Core<World>, ci: usize) {
-    let now = c.now();
-    let op = op_mut(w, ci);
-    if op.attempt >= MIN_ATTEMPTS && now.since(op.req_start) >= REQUEST_TIMEOUT {
-        let key = String::from_utf8_lossy(&op.cursor).into_owned();
-        fail_client(w, ci, format!("request timeout for key {key:?}"));
-        return;
-    }
-    op.attempt += 1;
-    op.phase = Phase::Region { polls: 0 };
-    poll_region(w, c, ci);
-}
-
-fn poll_region(w: &mut World, c: &mut Core<World>, ci: usize) {
-    let key = op_mut(w, ci).cursor.clone();
-    match w.scheduler.get_region(&key) {
-        Some((region, _)) => {
-            let reqs = request_for(&op_mut(w, ci).spec);
-            let req = new_request(region.id, region.get_region_epoch().clone(), reqs);
-            op_mut(w, ci).phase = Phase::Leader { req, polls: 0 };
-            poll_leader(w, c, ci);
-        }
-        None => {
-            let op = op_mut(w, ci);
-            let Phase::Region { polls } = &mut op.phase else {
-                return;
-            };
-            *polls += 1;
-            if *polls >= GET_REGION_POLLS {
-                let key = String::from_utf8_lossy(&key).into_owned();
-                fail_client(w, ci, format!("find no region for {key:?}"));
-                return;
-            }
-            wake_after(
-                w,
-                c,
-                ci,
-                GET_REGION_INTERVAL,
-                "client region poll",
-                poll_region,
-            );
-        }
-    }
+    let call = Call::request(&op.cursor, request_for(&op.spec), REQUEST_TIMEOUT).by_client(ci);
+    let done = Box::new(move |w: &mut World, c: &mut Core<World>, id, outcome| {
+        request_done(w, c, ci, id, outcome)
+    });
+    let id = request::start(w, c, call, done);
+    op_mut(w, ci).request = Some(id);
 }
 
 fn request_for(spec: &OpSpec) -> Vec<Request> {
@@ -504,194 +371,27 @@ fn request_for(spec: &OpSpec) -> Vec<Request> {
     }
 }
 
-fn scheduler_leader(w: &World, region_id: u64) -> Option<metapb::Peer> {
-    w.scheduler
-        .get_region_by_id(region_id)
-        .and_then(|(_, leader)| leader)
-}
-
-/// `call_command_on_leader`: start from the scheduler's leader.
-fn poll_leader(w: &mut World, c: &mut Core<World>, ci: usize) {
-    let Phase::Leader { req, .. } = &op_mut(w, ci).phase else {
-        return;
+/// The operation's current request finished.
+fn request_done(
+    w: &mut World,
+    c: &mut Core<World>,
+    ci: usize,
+    id: RequestId,
+    outcome: request::Outcome,
+) {
+    let current = w
+        .workload
+        .as_ref()
+        .and_then(|wl| wl.clients.get(ci))
+        .and_then(|cl| cl.op.as_ref())
+        .and_then(|op| op.request);
+    if current != Some(id) {
+        return; // the operation was abandoned
+    }
+    let resp = match outcome {
+        Ok(resp) => resp,
+        Err(failure) => return fail_client(w, ci, failure.to_string()),
     };
-    let region_id = req.get_header().region_id;
-    match scheduler_leader(w, region_id) {
-        Some(leader) => {
-            let op = op_mut(w, ci);
-            let Phase::Leader { req, .. } = std::mem::replace(&mut op.phase, Phase::Backoff) else {
-                return;
-            };
-            op.phase = Phase::Calling {
-                req,
-                leader,
-                deadline: c.now().after(REQUEST_TIMEOUT),
-            };
-            send(w, c, ci);
-        }
-        None => {
-            let Phase::Leader { polls, .. } = &mut op_mut(w, ci).phase else {
-                return;
-            };
-            *polls += 1;
-            if *polls >= LEADER_POLLS {
-                fail_client(w, ci, format!("can't get the leader of region {region_id}"));
-                return;
-            }
-            wake_after(w, c, ci, LEADER_INTERVAL, "client leader poll", poll_leader);
-        }
-    }
-}
-
-/// One attempt of `call_command_on_leader` (or its end, if its time is up).
-fn send(w: &mut World, c: &mut Core<World>, ci: usize) {
-    let now = c.now();
-    let latency = w.cfg.client_latency;
-    let op = op_mut(w, ci);
-    let Phase::Calling {
-        req,
-        leader,
-        deadline,
-    } = &mut op.phase
-    else {
-        return;
-    };
-    if now >= *deadline {
-        // `call_command_on_leader` returned `None`: back off and refresh the region.
-        backoff(w, c, ci);
-        return;
-    }
-    req.mut_header().set_peer(leader.clone());
-    let req = req.clone();
-    let store_id = leader.store_id;
-    wake_after(
-        w,
-        c,
-        ci,
-        ATTEMPT_TIMEOUT,
-        "client attempt timeout",
-        on_timeout,
-    );
-    let wl = wl_of(w);
-    let token = wl.clients[ci].wait;
-    let inbox = Arc::clone(&wl.inbox);
-    let cb = Box::new(move |resp: CmdResponse| {
-        inbox.lock().push(Delivery {
-            client: ci,
-            token,
-            resp,
-        })
-    });
-    let label = Label::new("client command", ClientDesc(ci, CmdDesc::of(&req)));
-    deliver(
-        w,
-        c,
-        store_id,
-        latency,
-        label,
-        StoreEvent::Command { req, cb },
-    );
-    let wl = wl_of(w);
-    if !wl.poller_running {
-        wl.poller_running = true;
-        c.schedule(POLL_INTERVAL, "client inbox", poll_inbox);
-    }
-}
-
-fn backoff(w: &mut World, c: &mut Core<World>, ci: usize) {
-    op_mut(w, ci).phase = Phase::Backoff;
-    wake_after(w, c, ci, BACKOFF, "client backoff", attempt);
-}
-
-/// Hands the answers in the inbox to their clients (after the return trip).
-fn poll_inbox(w: &mut World, c: &mut Core<World>) {
-    let latency = w.cfg.client_latency;
-    let wl = wl_of(w);
-    let deliveries = std::mem::take(&mut *wl.inbox.lock());
-    for d in deliveries {
-        let Delivery {
-            client,
-            token,
-            resp,
-        } = d;
-        if wl.clients[client].wait != token {
-            continue;
-        }
-        c.schedule(latency, "client response", move |w: &mut World, c| {
-            on_response(w, c, client, token, resp)
-        });
-    }
-    let waiting = wl.clients.iter().any(|cl| {
-        matches!(
-            cl.op.as_ref().map(|o| &o.phase),
-            Some(Phase::Calling { .. })
-        )
-    });
-    if waiting {
-        c.schedule(POLL_INTERVAL, "client inbox", poll_inbox);
-    } else {
-        wl.poller_running = false;
-    }
-}
-
-/// The attempt got no answer within its timeout: try the scheduler's leader if it changed,
-/// else a random peer of the region.
-fn on_timeout(w: &mut World, c: &mut Core<World>, ci: usize) {
-    let Phase::Calling { req, leader, .. } = &op_mut(w, ci).phase else {
-        return;
-    };
-    let region_id = req.get_header().region_id;
-    let current = leader.clone();
-    let next = match scheduler_leader(w, region_id) {
-        Some(l) if l != current => l,
-        _ => match w.scheduler.get_region_by_id(region_id) {
-            Some((region, _)) if !region.get_peers().is_empty() => {
-                let i = c.rng().gen_range(0..region.get_peers().len());
-                region.get_peers()[i].clone()
-            }
-            _ => current,
-        },
-    };
-    if let Phase::Calling { leader, .. } = &mut op_mut(w, ci).phase {
-        *leader = next;
-    }
-    send(w, c, ci);
-}
-
-fn on_response(w: &mut World, c: &mut Core<World>, ci: usize, token: u64, resp: CmdResponse) {
-    {
-        let cl = &mut wl_of(w).clients[ci];
-        if cl.wait != token {
-            return;
-        }
-        cl.wait += 1;
-    }
-    let err = resp.resp.get_header().get_error();
-    if err.has_stale_command() || err.has_epoch_not_match() || err.has_not_leader() {
-        let hint = err
-            .get_not_leader()
-            .has_leader()
-            .then(|| err.get_not_leader().get_leader().clone());
-        let Phase::Calling { req, .. } = &op_mut(w, ci).phase else {
-            return;
-        };
-        let region_id = req.get_header().region_id;
-        let next = hint.or_else(|| scheduler_leader(w, region_id));
-        if let (Some(next), Phase::Calling { leader, .. }) = (next, &mut op_mut(w, ci).phase) {
-            *leader = next;
-        }
-        send(w, c, ci);
-        return;
-    }
-    if resp.resp.get_header().has_error() {
-        backoff(w, c, ci);
-        return;
-    }
-    request_done(w, c, ci, resp);
-}
-
-/// The current request succeeded.
-fn request_done(w: &mut World, c: &mut Core<World>, ci: usize, resp: CmdResponse) {
     let responses = resp.resp.get_responses();
     let spec = op_mut(w, ci).spec.clone();
     // The concatenated values a scan read (its whole range, for the client's own oracle).
@@ -771,7 +471,6 @@ fn finish_op(
     values: String,
 ) {
     let now = c.now();
-    w.liveness.progress(now);
     let wl = wl_of(w);
     let cl = &mut wl.clients[ci];
     let Some(op) = cl.op.take() else {
@@ -816,9 +515,20 @@ impl Cluster {
         }
     }
 
-    /// Installs `clients` idle clients with an empty history (replacing any earlier workload).
+    /// Installs `clients` idle clients with an empty history (replacing any earlier workload,
+    /// whose operations in flight are dropped).
     pub fn install_workload(&mut self, clients: usize) {
-        self.world_mut().workload = Some(Workload::new(clients));
+        let w = self.world_mut();
+        let old = w.workload.replace(Workload::new(clients));
+        for op in old
+            .iter()
+            .flat_map(|wl| &wl.clients)
+            .filter_map(|cl| cl.op.as_ref())
+        {
+            if let Some(id) = op.request {
+                request::cancel(w, id);
+            }
+        }
     }
 
     /// The installed workload.
@@ -885,13 +595,18 @@ impl Cluster {
     /// Gives up on every operation in flight: each is recorded with an unknown outcome
     /// (possibly applied), and every client goes idle.
     pub fn abandon_clients(&mut self) {
-        let wl = wl_of(self.world_mut());
+        let w = self.world_mut();
+        let wl = wl_of(w);
+        let mut requests = Vec::new();
         for cl in &mut wl.clients {
             if let Some(op) = cl.op.take() {
                 wl.history.timeout(op.hid);
+                requests.extend(op.request);
             }
             cl.mode = Mode::Idle;
-            cl.wait += 1;
+        }
+        for id in requests {
+            request::cancel(w, id);
         }
     }
 
