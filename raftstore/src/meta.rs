@@ -44,6 +44,22 @@ pub fn region_local_state(kv: &Engine, region_id: u64) -> Result<Option<RegionLo
     Ok(kv.get_msg_cf(Cf::Raft, &keys::region_state_key(region_id))?)
 }
 
+/// The indexes of the raft log entries of `region_id` the raft engine holds, in order,
+/// whatever the raft state says (for tests, tools and oracles: it reads the whole log).
+pub fn raft_log_indexes(raft: &Engine, region_id: u64) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    raft.snapshot()?.scan_cf(
+        Cf::Raft,
+        &keys::raft_log_key(region_id, 0),
+        Some(&keys::raft_state_key(region_id)),
+        |k, _| {
+            out.extend(keys::raft_log_index(k));
+            true
+        },
+    )?;
+    Ok(out)
+}
+
 /// Reads the store's identity from the kv engine (`None` before bootstrap).
 pub fn store_ident(kv: &Engine) -> Result<Option<raft_serverpb::StoreIdent>> {
     Ok(kv.get_msg_cf(Cf::Raft, keys::STORE_IDENT_KEY)?)

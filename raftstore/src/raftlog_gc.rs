@@ -110,22 +110,7 @@ mod tests {
     }
 
     fn stored(engines: &Engines) -> Vec<u64> {
-        let mut out = Vec::new();
-        engines
-            .raft
-            .snapshot()
-            .unwrap()
-            .scan_cf(
-                Cf::Raft,
-                &keys::raft_log_key(1, 0),
-                Some(&keys::raft_state_key(1)),
-                |k, _| {
-                    out.extend(keys::raft_log_index(k));
-                    true
-                },
-            )
-            .unwrap();
-        out
+        crate::meta::raft_log_indexes(&engines.raft, 1).unwrap()
     }
 
     /// Runs a task to its end the way a worker does; returns how many entries it collected.

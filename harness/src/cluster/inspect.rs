@@ -43,19 +43,8 @@ impl Cluster {
     /// The indexes of the raft log entries of `region_id` that store `store_id`'s raft engine
     /// holds, in order (whatever the store's raft state says).
     pub fn raft_log_indexes(&self, store_id: u64, region_id: u64) -> Vec<u64> {
-        let mut out = Vec::new();
-        let start = keys::raft_log_key(region_id, 0);
-        let end = keys::raft_state_key(region_id);
-        let scanned = self.engines(store_id).raft.snapshot().and_then(|s| {
-            s.scan_cf(Cf::Raft, &start, Some(&end), |k, _| {
-                out.extend(keys::raft_log_index(k));
-                true
-            })
-        });
-        if let Err(e) = scanned {
-            self.fail(&format!("store {store_id}: scanning the raft log: {e}"));
-        }
-        out
+        raftstore::meta::raft_log_indexes(&self.engines(store_id).raft, region_id)
+            .unwrap_or_else(|e| self.fail(&format!("store {store_id}: scanning the raft log: {e}")))
     }
 
     /// How many raft log entries, of every region, store `store_id`'s raft engine holds.

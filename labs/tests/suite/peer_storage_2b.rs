@@ -80,22 +80,7 @@ fn count_keys(engine: &engine::Engine, start: &[u8], end: &[u8]) -> usize {
 
 /// Log keys of region 1 on disk.
 fn stored_log_indexes(ps: &PeerStorage) -> Vec<u64> {
-    let mut out = Vec::new();
-    ps.engines()
-        .raft
-        .snapshot()
-        .expect("snapshot")
-        .scan_cf(
-            Cf::Raft,
-            &keys::raft_log_key(1, 0),
-            Some(&keys::raft_state_key(1)),
-            |k, _| {
-                out.extend(keys::raft_log_index(k));
-                true
-            },
-        )
-        .expect("scan");
-    out
+    meta::raft_log_indexes(&ps.engines().raft, 1).expect("scan the raft log")
 }
 
 fn compacted<T: std::fmt::Debug>(r: raft::Result<T>) -> bool {

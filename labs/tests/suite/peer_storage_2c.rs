@@ -7,7 +7,7 @@
 //! long after the cause. These pin down what the peer storage must have persisted when
 //! `save_ready_state` returns.
 
-use engine::{keys, Cf, Durability, EngineOptions, Engines, WriteBatch};
+use engine::{Cf, Durability, EngineOptions, Engines, WriteBatch};
 use proto::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use proto::metapb::{Region, RegionEpoch};
 use proto::raft_serverpb::{PeerState, RaftSnapshotData, SnapshotCFFile};
@@ -32,22 +32,7 @@ fn entry(index: u64, term: u64) -> Entry {
 
 /// The region log keys the raft engine holds for region 1.
 fn stored_log(engines: &Engines) -> Vec<u64> {
-    let mut out = Vec::new();
-    engines
-        .raft
-        .snapshot()
-        .expect("raft engine snapshot")
-        .scan_cf(
-            Cf::Raft,
-            &keys::raft_log_key(1, 0),
-            Some(&keys::raft_state_key(1)),
-            |k, _| {
-                out.extend(keys::raft_log_index(k));
-                true
-            },
-        )
-        .expect("scan the raft log");
-    out
+    meta::raft_log_indexes(&engines.raft, 1).expect("scan the raft log")
 }
 
 /// A raft snapshot of `region` at (`index`, `term`) whose data describes an (empty) file,

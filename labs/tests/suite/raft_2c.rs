@@ -132,28 +132,34 @@ fn restore_from_snap_with_overlapping_peers_msg_2c() {
     assert_eq!(members, vec![2, 3, 4]);
 }
 
-/// A follower that fell behind a compacted log catches up through a snapshot.
-///
-/// Beyond the original's committed check, node 3's log must also end where the leader's does.
-#[test]
-fn slow_node_restore_2c() {
-    let mut net = Network::new(slots("NNN"));
+/// The original's scenario: node 1 leads, node 3 is cut off while 101 entries are committed,
+/// then node 1 applies them, snapshots its state at the applied index and compacts its
+/// storage to it. Returns the applied index.
+fn leave_node_3_behind_a_compaction(net: &mut Network) -> u64 {
     net.send(vec![hup(1)]);
     net.isolate(3);
     for _ in 0..=100 {
         net.send(vec![propose(1, 1, &[])]);
     }
     let s1 = net.storage_of(1);
-    {
-        let lead = net.peer_mut(1);
-        next_ents(lead, &s1);
-        let applied = lead.raft_log.applied;
-        let members: Vec<u64> = lead.prs.keys().copied().collect();
-        let mut core = s1.wl();
-        core.create_snapshot(applied, Some(conf_state(&members)), Vec::new())
-            .expect("create snapshot");
-        core.compact(applied).expect("compact");
-    }
+    let lead = net.peer_mut(1);
+    next_ents(lead, &s1);
+    let applied = lead.raft_log.applied;
+    let members: Vec<u64> = lead.prs.keys().copied().collect();
+    let mut core = s1.wl();
+    core.create_snapshot(applied, Some(conf_state(&members)), Vec::new())
+        .expect("create snapshot");
+    core.compact(applied).expect("compact");
+    applied
+}
+
+/// A follower that fell behind a compacted log catches up through a snapshot.
+///
+/// Beyond the original's committed check, node 3's log must also end where the leader's does.
+#[test]
+fn slow_node_restore_2c() {
+    let mut net = Network::new(slots("NNN"));
+    leave_node_3_behind_a_compaction(&mut net);
     net.recover();
     net.send(vec![beat(1)]);
     net.send(vec![propose(1, 1, &[])]);
@@ -180,23 +186,9 @@ fn slow_node_restore_2c() {
 #[test]
 fn slow_node_restore_by_snapshot_2c() {
     let mut net = Network::new(slots("NNN"));
-    net.send(vec![hup(1)]);
-    net.isolate(3);
-    for _ in 0..=100 {
-        net.send(vec![propose(1, 1, &[])]);
-    }
-    let s1 = net.storage_of(1);
     let applied = {
+        let applied = leave_node_3_behind_a_compaction(&mut net);
         let lead = net.peer_mut(1);
-        next_ents(lead, &s1);
-        let applied = lead.raft_log.applied;
-        let members: Vec<u64> = lead.prs.keys().copied().collect();
-        {
-            let mut core = s1.wl();
-            core.create_snapshot(applied, Some(conf_state(&members)), Vec::new())
-                .expect("create snapshot");
-            core.compact(applied).expect("compact");
-        }
         lead.raft_log.maybe_compact();
         assert_eq!(
             lead.raft_log.first_index(),

@@ -79,22 +79,7 @@ fn new_storage_from_ents(ents: &[Entry]) -> (TempDir, PeerStorage) {
 
 /// Log keys of region 1 on disk.
 fn stored_log_indexes(ps: &PeerStorage) -> Vec<u64> {
-    let mut out = Vec::new();
-    ps.engines
-        .raft
-        .snapshot()
-        .unwrap()
-        .scan_cf(
-            Cf::Raft,
-            &keys::raft_log_key(1, 0),
-            Some(&keys::raft_state_key(1)),
-            |k, _| {
-                out.extend(keys::raft_log_index(k));
-                true
-            },
-        )
-        .unwrap();
-    out
+    meta::raft_log_indexes(&ps.engines.raft, 1).unwrap()
 }
 
 fn unavailable<T: std::fmt::Debug>(r: raft::Result<T>) -> bool {
