@@ -1,8 +1,13 @@
 //! Test machinery of the tinykv-rs course.
 //!
-//! Today the harness holds the raft-level test network ([`raft_net`]) that the stage 2A, 2C
-//! and 3A suites drive; the deterministic simulator, the mock clusters and the workload
-//! checker of the later stages will live here too.
+//! | module | owns |
+//! |---|---|
+//! | [`raft_net`] | the raft-level test network the stage 2A, 2C and 3A suites drive |
+//! | [`sim`] | the deterministic simulator: virtual clock, seeded RNG, event queue, trace, network model |
+//! | [`cluster`] | stores on the simulator: clients, faults, background tasks, snapshot streams, the oracles (apply, leader completeness, liveness) |
+//! | [`mock_scheduler`] | the original's mock scheduler, failing the run on heartbeats that break its rules |
+//! | [`linearizability`] | the checker of client histories |
+//! | [`seeds`] | which seeds a test runs under, and how a failure names its replay seed |
 
 pub mod cluster;
 pub mod linearizability;

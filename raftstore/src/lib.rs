@@ -1,26 +1,33 @@
 //! The multi-Raft key-value store (stages 2b, 2c and 3b of the course).
 //!
-//! This crate will hold a `Store` that owns one `Peer` per region it replicates; each peer runs
-//! a `raft::RawNode` over a `PeerStorage` that keeps the raft log and raft state in the store's
-//! raft engine and the apply and region state in its kv engine (see `engine::keys`). A peer
-//! message handler proposes client commands, processes `Ready`s (persist, send, apply, answer
-//! callbacks) and applies admin commands (CompactLog, TransferLeader, ChangePeer, Split).
+//! A [`Store`] owns one [`Peer`] per region it replicates; each peer runs a `raft::RawNode`
+//! over a [`PeerStorage`] that keeps the raft log and raft state in the store's raft engine and
+//! the apply and region state in its kv engine (see `engine::keys`). A peer message handler
+//! proposes client commands, processes `Ready`s (persist, send, apply, answer callbacks) and
+//! applies admin commands (CompactLog now; TransferLeader, ChangePeer and Split with stage 3b).
 //!
-//! The store never reads the clock and never spawns threads: it reacts to messages and ticks
-//! from a runtime (the deterministic simulator in `harness`, or a threaded runtime) and talks to
-//! other stores and to the scheduler only through `Transport` and `SchedulerClient` traits.
-//!
-//! What exists so far:
+//! The store never reads the clock and never spawns threads: it reacts to messages, ticks and
+//! finished tasks from a runtime (the deterministic simulator in `harness`, or a threaded
+//! runtime), hands it background [`task`]s, and talks to other stores and to the scheduler only
+//! through `Transport` and `SchedulerClient` traits ([`Effects`]).
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`store`] | [`Store`]: the peers of one store, the entry point a runtime drives; [`Effects`] |
+//! | [`msg`] | [`StoreEvent`]: what a runtime hands a store; what the store answers clients |
+//! | [`peer`] | [`Peer`]: one replica, its proposals, sending its raft messages and snapshots |
+//! | [`peer_msg_handler`] | one peer's events: proposing, processing `Ready`, applying, admin commands, the GC tick |
+//! | [`peer_storage`] | [`PeerStorage`]: a peer's raft log and raft/apply state, the [`raft::Storage`] of its `RawNode`; taking in snapshots |
+//! | [`snap`] | snapshot files: format, generation and application tasks, chunked transfer, the snapshot directory |
+//! | [`task`] | background tasks and their results |
+//! | [`raftlog_gc`] | deleting compacted raft log entries, after syncing the kv engine |
 //! | [`error`] | [`Error`] and its mapping onto the `errorpb` errors clients see |
 //! | [`meta`] | typed reads and writes of the persisted per-region states; the initial log index/term 5 |
 //! | [`util`] | region, epoch, key-range and peer facts (`check_key_in_region`, `is_epoch_stale`, `check_region_epoch`, ...) |
 //! | [`bootstrap`] | writing a store's identity and the cluster's first region |
-//! | [`peer_storage`] | [`PeerStorage`]: a peer's raft log and raft/apply state, the [`raft::Storage`] of its `RawNode` |
-//! | [`transport`] | [`Transport`]: how raft messages reach other stores |
+//! | [`transport`] | [`Transport`]: how raft messages and snapshots reach other stores |
 //! | [`scheduler_client`] | [`SchedulerClient`]: heartbeats, id allocation and split ids from the scheduler |
+//! | [`config`] | [`Config`]: ticks, GC limits, snapshot chunks, task batches |
 //!
 //! A bootstrapped store's first region, read back through raft's storage interface:
 //!

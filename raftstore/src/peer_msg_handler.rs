@@ -110,8 +110,8 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
 
     /// Proposes a command to raft and remembers its callback until the command's entry is
     /// applied; errors are answered at once. Normal commands and the admin commands that are
-    /// replicated like them go through [`PeerMsgHandler::propose_command`]; the others are
-    /// dispatched by [`PeerMsgHandler::propose_admin`] (provided framework code).
+    /// replicated like them go through `propose_command`; the others are
+    /// dispatched by `propose_admin` (provided framework code).
     pub fn propose_raft_command(&mut self, req: RaftCmdRequest, cb: Callback) {
         if let Err(e) = self.pre_propose_raft_command(&req) {
             cb(CmdResponse {
@@ -172,7 +172,7 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
     }
 
     /// Processes the peer's `Ready` (provided framework code around the student's
-    /// [`PeerMsgHandler::process_ready`]): first spawns a snapshot generation raft asked for;
+    /// `process_ready`): first spawns a snapshot generation raft asked for;
     /// does nothing while the peer applies a snapshot; afterwards tells the scheduler at once
     /// when the peer just became leader, and schedules the raft-log GC a `CompactLog` made
     /// possible.

@@ -4,8 +4,9 @@
 //! A raft snapshot of a region (an `eraftpb::Snapshot`) carries only metadata: the index and
 //! term it was taken at, the membership, and as `data` a [`RaftSnapshotData`] naming the region
 //! and describing a **file** in the store's snapshot directory that holds the region's data
-//! (every data column family within the region's range; see [`file`] for the format). The
-//! file travels separately, in [`SnapshotChunk`]s, through the [`crate::Transport`]:
+//! (every data column family within the region's range; see [`mod@file`] for the format). The
+//! file travels separately, in [`SnapshotChunk`](proto::raft_serverpb::SnapshotChunk)s,
+//! through the [`crate::Transport`]:
 //!
 //! ```text
 //!  leader store                                   follower store

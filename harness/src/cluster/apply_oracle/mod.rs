@@ -23,7 +23,7 @@
 //! is correct, not a violation.
 //!
 //! # The data each region holds
-//! The oracle also keeps a model of every store's user data (see [`data`]) with a digest of
+//! The oracle also keeps a model of every store's user data (see the `data` module) with a digest of
 //! each region's pairs. Whenever a store's region reaches an applied index with its data in
 //! place, the digest must equal the one any other store had at that index: replicas hold
 //! the same bytes at the same index, checked at every apply, not only at the end of a test.
