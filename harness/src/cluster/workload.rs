@@ -638,6 +638,23 @@ impl Cluster {
             .collect()
     }
 
+    /// Stops the looping clients, waits for them (up to 120 s of virtual time), and checks
+    /// what they did: every client got puts acknowledged, each finds all of them once and in
+    /// order ([`Cluster::check_client_appends`]), and the history is linearizable. Returns each
+    /// client's count of acknowledged puts.
+    pub fn stop_and_check_clients(&mut self) -> Vec<u64> {
+        self.stop_clients();
+        self.wait_clients(Duration::from_secs(120));
+        let counts = self.check_client_appends();
+        if !counts.iter().all(|&n| n > 0) {
+            self.fail(&format!(
+                "every client should have had puts acknowledged: {counts:?}"
+            ));
+        }
+        self.check_linearizable();
+        counts
+    }
+
     /// The generic test's final check of every client: scans the client's keys of the
     /// current iteration and checks that every acknowledged put `x {c} {k} y` appears exactly
     /// once and in order. Returns each client's count of acknowledged puts.

@@ -400,14 +400,7 @@ fn crash_while_applying_a_snapshot_restarts_cleanly_2c() {
             );
             c.must_get_none(victim, &stale);
         }
-        c.stop_clients();
-        c.wait_clients(Duration::from_secs(120));
-        let counts = c.check_client_appends();
-        assert!(
-            counts.iter().all(|&n| n > 0),
-            "every client got puts acknowledged: {counts:?}"
-        );
-        c.check_linearizable();
+        c.stop_and_check_clients();
         c.must_replicas_converge();
         assert_eq!(
             c.world().stats.task_crashes,
@@ -466,14 +459,7 @@ fn crash_during_raft_log_gc_loses_no_acknowledged_write_2c() {
             );
             c.run_clients_for(Duration::from_millis(700));
         }
-        c.stop_clients();
-        c.wait_clients(Duration::from_secs(120));
-        let counts = c.check_client_appends();
-        assert!(
-            counts.iter().all(|&n| n > 0),
-            "every client got puts acknowledged: {counts:?}"
-        );
-        c.check_linearizable();
+        c.stop_and_check_clients();
         c.must_replicas_converge();
         c.run_for(Duration::from_secs(1));
         c.check_log_trimmed(2 * 20);

@@ -105,6 +105,22 @@ fn message_for(snap: &Snapshot) -> RaftMessage {
     m
 }
 
+/// A generated snapshot of `n` pairs per column family (values of `value_len` bytes), opened
+/// for sending in chunks of `chunk_size`; the directory (with the source engines) lives as long
+/// as the first value.
+fn outgoing(
+    n: usize,
+    value_len: usize,
+    chunk_size: usize,
+) -> (TempDir, SnapManager, Snapshot, OutgoingSnapshot) {
+    let (dir, engines, mgr) = open();
+    fill(&engines, n, value_len);
+    let snap = generate(&engines, &mgr);
+    let path = mgr.path(SnapFileKind::Generated, &SnapKey::of(1, &snap));
+    let out = OutgoingSnapshot::open(message_for(&snap), &path, chunk_size).unwrap();
+    (dir, mgr, snap, out)
+}
+
 #[test]
 fn file_names_round_trip() {
     let key = SnapKey {
@@ -186,16 +202,8 @@ fn corrupt_or_truncated_files_fail_verification() {
 /// together, verifies it, and hands the message back once; a late duplicate changes nothing.
 #[test]
 fn chunks_in_any_order_make_the_file_once() {
-    let (_dir, engines, mgr) = open();
-    fill(&engines, 200, 40);
-    let snap = generate(&engines, &mgr);
+    let (_dir, mgr, snap, out) = outgoing(200, 40, 1024);
     let key = SnapKey::of(1, &snap);
-    let out = OutgoingSnapshot::open(
-        message_for(&snap),
-        &mgr.path(SnapFileKind::Generated, &key),
-        1024,
-    )
-    .unwrap();
     let n = out.chunk_count();
     assert!(n > 10, "{n} chunks");
     let (_rdir, _re, rmgr) = open();
@@ -225,12 +233,7 @@ fn chunks_in_any_order_make_the_file_once() {
 /// deleted, and a clean resend of the same snapshot is then received.
 #[test]
 fn a_corrupt_chunk_refuses_the_file_and_a_resend_succeeds() {
-    let (_dir, engines, mgr) = open();
-    fill(&engines, 100, 30);
-    let snap = generate(&engines, &mgr);
-    let key = SnapKey::of(1, &snap);
-    let path = mgr.path(SnapFileKind::Generated, &key);
-    let out = OutgoingSnapshot::open(message_for(&snap), &path, 2048).unwrap();
+    let (_dir, _mgr, _snap, out) = outgoing(100, 30, 2048);
     let (_rdir, _re, rmgr) = open();
     let mut rx = SnapReceiver::new(rmgr.clone(), 100);
     let last = out.chunk_count() - 1;
@@ -262,16 +265,7 @@ fn a_corrupt_chunk_refuses_the_file_and_a_resend_succeeds() {
 /// reception that gets nothing for the timeout is abandoned with its partial file.
 #[test]
 fn bad_chunks_are_refused_and_stalled_receptions_abandoned() {
-    let (_dir, engines, mgr) = open();
-    fill(&engines, 100, 30);
-    let snap = generate(&engines, &mgr);
-    let key = SnapKey::of(1, &snap);
-    let out = OutgoingSnapshot::open(
-        message_for(&snap),
-        &mgr.path(SnapFileKind::Generated, &key),
-        1024,
-    )
-    .unwrap();
+    let (_dir, _mgr, _snap, out) = outgoing(100, 30, 1024);
     let (_rdir, _re, rmgr) = open();
     let mut rx = SnapReceiver::new(rmgr.clone(), 10);
 
