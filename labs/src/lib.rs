@@ -9,4 +9,5 @@
 
 pub mod bench;
 pub mod grade;
+pub mod mutants;
 pub mod stages;

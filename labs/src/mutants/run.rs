@@ -1,0 +1,1 @@
+//! Running the catalog (in progress).

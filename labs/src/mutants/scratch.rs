@@ -1,0 +1,1 @@
+//! The scratch copy of the tree that mutants are applied to (in progress).
