@@ -3,6 +3,8 @@
 //! `labs grade` builds the graded suites of a tree, runs every test in its own process and
 //! prints the score table (see `labs grade --help`). `labs bench` times the selected stages'
 //! suites as `cargo test` runs them and reports the simulator's virtual/wall ratio.
+//! `labs mutants` checks that every classic student bug of the catalog is caught by the suite
+//! of its stage.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,6 +13,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use labs::bench::{bench, BenchOptions};
 use labs::grade::{grade, GradeOptions};
+use labs::mutants::run::MutantsOptions;
+use labs::mutants::{catalog, Mutant};
 use labs::stages::Selection;
 
 #[derive(Parser)]
@@ -70,6 +74,45 @@ enum Cmd {
         #[arg(long)]
         workspace: Option<PathBuf>,
     },
+    /// Apply each classic student bug of the catalog, one at a time in a scratch copy of the
+    /// tree (target/labs/mutants, its own target dir), build, run its stage's tests until one
+    /// fails, and report caught / missed / does not build. Exits with status 1 unless every
+    /// entry run is caught; writes target/labs/mutants.json.
+    Mutants {
+        /// Print the catalog (id, stage, the bug) and exit.
+        #[arg(long)]
+        list: bool,
+        /// Only entries of these stages, comma-separated (as for `grade`).
+        #[arg(long)]
+        stage: Option<Selection>,
+        /// Only these entries, by id, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Keep the entries that change a file touched since this git revision ...
+        #[arg(long)]
+        touched: Option<String>,
+        /// ... and (or, alone) this many entries picked by --seed.
+        #[arg(long)]
+        sample: Option<usize>,
+        /// The seed that picks the sample (printed, so a sample can be rerun).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Mutants run at once, each in its own scratch copy (each needs its own first build).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Tests of one mutant's suite run at once (default: cores / jobs).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Suite wall time, in seconds, allowed to catch one mutant.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        /// Build with the release profile instead of the dev profile `cargo test` uses.
+        #[arg(long)]
+        release: bool,
+        /// The tree to check (default: this workspace).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
 }
 
 fn default_workspace() -> PathBuf {
@@ -83,6 +126,54 @@ fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
+}
+
+/// The catalog entries a `labs mutants` invocation names.
+fn choose_mutants(
+    workspace: &std::path::Path,
+    stage: Option<&Selection>,
+    only: &[String],
+    touched: Option<&str>,
+    sample: Option<usize>,
+    seed: u64,
+) -> Result<Vec<Mutant>, String> {
+    let all = catalog::all();
+    if let Some(unknown) = only.iter().find(|id| !all.iter().any(|m| &m.id == id)) {
+        return Err(format!(
+            "no catalog entry {unknown:?} (see `labs mutants --list`)"
+        ));
+    }
+    let named: Vec<Mutant> = all
+        .into_iter()
+        .filter(|m| stage.is_none_or(|s| m.stage().is_some_and(|st| s.contains(st))))
+        .filter(|m| only.is_empty() || only.iter().any(|id| id == m.id))
+        .collect();
+    if touched.is_none() && sample.is_none() {
+        return Ok(named);
+    }
+    let mut keep: Vec<&str> = Vec::new();
+    if let Some(rev) = touched {
+        match labs::mutants::touched_files(workspace, rev) {
+            Ok(files) => {
+                keep.extend(
+                    named
+                        .iter()
+                        .filter(|m| files.iter().any(|f| f == m.file))
+                        .map(|m| m.id),
+                );
+                eprintln!(
+                    "labs mutants: {} entries change files touched since {rev}",
+                    keep.len()
+                );
+            }
+            Err(e) => eprintln!("labs mutants: {e}; choosing by --sample only"),
+        }
+    }
+    if let Some(n) = sample {
+        eprintln!("labs mutants: a sample of {n} chosen by --seed {seed}");
+        keep.extend(labs::mutants::sample(&named, n, seed).iter().map(|m| m.id));
+    }
+    Ok(named.into_iter().filter(|m| keep.contains(&m.id)).collect())
 }
 
 fn main() -> ExitCode {
@@ -143,6 +234,80 @@ fn main() -> ExitCode {
                     eprintln!("labs bench: {e}");
                     ExitCode::from(1)
                 }
+            }
+        }
+        Cmd::Mutants {
+            list,
+            stage,
+            only,
+            touched,
+            sample,
+            seed,
+            jobs,
+            threads,
+            timeout,
+            release,
+            workspace,
+        } => {
+            let workspace = workspace.unwrap_or_else(default_workspace);
+            let entries = match choose_mutants(
+                &workspace,
+                stage.as_ref(),
+                &only,
+                touched.as_deref(),
+                sample,
+                seed,
+            ) {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("labs mutants: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if list {
+                for m in &entries {
+                    println!("{:<28} {:<4} {}", m.id, m.stage, m.bug);
+                }
+                return ExitCode::SUCCESS;
+            }
+            if entries.is_empty() {
+                println!("labs mutants: no entries chosen");
+                return ExitCode::SUCCESS;
+            }
+            let jobs = jobs.max(1);
+            let opts = MutantsOptions {
+                workspace: workspace.clone(),
+                entries,
+                jobs,
+                threads: threads.unwrap_or_else(|| (cores() / jobs).max(1)),
+                budget: Duration::from_secs(timeout.max(1)),
+                release,
+            };
+            let report = match labs::mutants::run::run(&opts) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("labs mutants: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let out_dir = workspace.join("target").join("labs");
+            let written = std::fs::create_dir_all(&out_dir).and_then(|()| {
+                std::fs::write(
+                    out_dir.join("mutants.json"),
+                    serde_json::to_string_pretty(&report.json()).unwrap_or_default(),
+                )
+            });
+            if let Err(e) = written {
+                eprintln!("labs mutants: writing mutants.json: {e}");
+            }
+            if let Err(e) = report.print(&mut std::io::stdout().lock()) {
+                eprintln!("labs mutants: {e}");
+                return ExitCode::from(2);
+            }
+            if report.all_caught() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
             }
         }
     }

@@ -25,45 +25,80 @@ pub fn build_suite(
     selection: &Selection,
     release: bool,
 ) -> std::io::Result<Result<PathBuf, BuildFailure>> {
-    let mut cmd = Command::new(cargo());
-    cmd.current_dir(workspace)
-        .args(["test", "-p", "labs", "--test", "suite", "--no-run"])
-        .args(["--message-format", "json-render-diagnostics"])
-        .args(["--features", &selection.features()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if release {
-        cmd.arg("--release");
+    SuiteBuild {
+        workspace,
+        features: selection.features(),
+        release,
+        target_dir: None,
+        echo: true,
     }
-    let mut child = cmd.spawn()?;
-    let stderr = child.stderr.take().map(BufReader::new);
-    // Relay cargo's human output while keeping its tail for the report.
-    let relay = std::thread::spawn(move || {
-        let mut tail = std::collections::VecDeque::new();
-        if let Some(stderr) = stderr {
-            for line in stderr.lines().map_while(Result::ok) {
-                eprintln!("{line}");
-                tail.push_back(line);
-                if tail.len() > 200 {
-                    tail.pop_front();
+    .run()
+}
+
+/// One build of the `suite` test binary.
+#[derive(Debug, Clone)]
+pub struct SuiteBuild<'a> {
+    /// The workspace root.
+    pub workspace: &'a Path,
+    /// The cargo features of `labs` (comma-separated stage names).
+    pub features: String,
+    /// Build with the release profile.
+    pub release: bool,
+    /// A `CARGO_TARGET_DIR` of its own (default: cargo's).
+    pub target_dir: Option<&'a Path>,
+    /// Relay cargo's output to stderr as it happens (otherwise only its tail is kept).
+    pub echo: bool,
+}
+
+impl SuiteBuild<'_> {
+    /// Builds; returns the binary's path, or the build failure with the tail of cargo's output.
+    pub fn run(&self) -> std::io::Result<Result<PathBuf, BuildFailure>> {
+        let mut cmd = Command::new(cargo());
+        cmd.current_dir(self.workspace)
+            .args(["test", "-p", "labs", "--test", "suite", "--no-run"])
+            .args(["--message-format", "json-render-diagnostics"])
+            .args(["--features", &self.features])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if self.release {
+            cmd.arg("--release");
+        }
+        if let Some(dir) = self.target_dir {
+            cmd.env("CARGO_TARGET_DIR", dir);
+        }
+        let echo = self.echo;
+        let mut child = cmd.spawn()?;
+        let stderr = child.stderr.take().map(BufReader::new);
+        // Relay cargo's human output while keeping its tail for the report.
+        let relay = std::thread::spawn(move || {
+            let mut tail = std::collections::VecDeque::new();
+            if let Some(stderr) = stderr {
+                for line in stderr.lines().map_while(Result::ok) {
+                    if echo {
+                        eprintln!("{line}");
+                    }
+                    tail.push_back(line);
+                    if tail.len() > 200 {
+                        tail.pop_front();
+                    }
+                }
+            }
+            tail.into_iter().collect::<Vec<_>>().join("\n")
+        });
+        let mut executable = None;
+        if let Some(stdout) = child.stdout.take() {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(path) = suite_executable(&line) {
+                    executable = Some(path);
                 }
             }
         }
-        tail.into_iter().collect::<Vec<_>>().join("\n")
-    });
-    let mut executable = None;
-    if let Some(stdout) = child.stdout.take() {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(path) = suite_executable(&line) {
-                executable = Some(path);
-            }
+        let status = child.wait()?;
+        let tail = relay.join().unwrap_or_default();
+        match executable {
+            Some(path) if status.success() => Ok(Ok(path)),
+            _ => Ok(Err(BuildFailure { output: tail })),
         }
-    }
-    let status = child.wait()?;
-    let tail = relay.join().unwrap_or_default();
-    match executable {
-        Some(path) if status.success() => Ok(Ok(path)),
-        _ => Ok(Err(BuildFailure { output: tail })),
     }
 }
 

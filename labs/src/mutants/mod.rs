@@ -118,6 +118,44 @@ impl fmt::Display for Mutant {
     }
 }
 
+/// `n` entries of `entries` picked by `seed` (the same seed picks the same entries from the
+/// same catalog), in catalog order.
+pub fn sample(entries: &[Mutant], n: usize, seed: u64) -> Vec<Mutant> {
+    let mut keyed: Vec<(u64, usize)> = (0..entries.len())
+        .map(|i| (splitmix64(seed ^ splitmix64(i as u64)), i))
+        .collect();
+    keyed.sort_unstable();
+    let mut chosen: Vec<usize> = keyed.into_iter().take(n).map(|(_, i)| i).collect();
+    chosen.sort_unstable();
+    chosen.into_iter().map(|i| entries[i]).collect()
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The files (relative to `workspace`) that differ between git revision `rev` and the
+/// working tree.
+pub fn touched_files(workspace: &std::path::Path, rev: &str) -> std::io::Result<Vec<String>> {
+    let out = std::process::Command::new("git")
+        .current_dir(workspace)
+        .args(["diff", "--name-only", rev, "--"])
+        .output()?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "git diff --name-only {rev}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
 /// Whether bytes `start..end` of `source` lie between one `// lab:begin` line and the next
 /// `// lab:end` line.
 fn inside_lab_region(source: &str, start: usize, end: usize) -> bool {
@@ -161,9 +199,32 @@ mod tests {
     #[test]
     fn applies_after_the_anchor_inside_a_region() {
         let out = mutant("fn b()", "x = 1;", "x = 2;").apply(SOURCE).unwrap();
-        assert!(out.contains("fn a() {\n    x = 1;"), "before the anchor untouched");
+        assert!(
+            out.contains("fn a() {\n    x = 1;"),
+            "before the anchor untouched"
+        );
         assert!(out.contains("todo!()\n    x = 2;"));
         assert_eq!(mutant("fn b()", "x = 1;", "x = 2;").line(SOURCE), Some(7));
+    }
+
+    #[test]
+    fn samples_are_seeded_and_in_catalog_order() {
+        let ids = ["a", "b", "c", "d", "e", "f"];
+        let entries: Vec<Mutant> = ids
+            .iter()
+            .map(|&id| Mutant {
+                id,
+                ..mutant("", "x", "y")
+            })
+            .collect();
+        let pick = |seed| -> Vec<&str> { sample(&entries, 3, seed).iter().map(|m| m.id).collect() };
+        assert_eq!(pick(7), pick(7));
+        assert_eq!(pick(7).len(), 3);
+        let mut sorted = pick(7);
+        sorted.sort_unstable();
+        assert_eq!(sorted, pick(7), "catalog order");
+        assert!((0..20).any(|seed| pick(seed) != pick(7)), "seeds differ");
+        assert_eq!(sample(&entries, 10, 1).len(), 6);
     }
 
     #[test]

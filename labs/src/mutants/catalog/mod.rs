@@ -12,7 +12,11 @@ use super::Mutant;
 
 /// Every entry, in course order.
 pub fn all() -> Vec<Mutant> {
-    let mut all: Vec<Mutant> = raft::ENTRIES.iter().chain(store::ENTRIES).copied().collect();
+    let mut all: Vec<Mutant> = raft::ENTRIES
+        .iter()
+        .chain(store::ENTRIES)
+        .copied()
+        .collect();
     all.sort_by_key(|m| {
         crate::stages::STAGES
             .iter()
