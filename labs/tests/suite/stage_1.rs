@@ -419,3 +419,98 @@ fn a_stopped_storage_answers_errors_1() {
     assert!(f.raw_put("default", b"k", b"v").is_err());
     assert!(f.raw_scan("default", b"", 1).is_err());
 }
+
+/// A delete removes the key from the column family it names and from no other: the same user
+/// key in the other column families keeps its value.
+///
+/// Catches a `raw_delete` that deletes from `default` whatever the request's `cf` says. The
+/// original deletes only in `default`, where that mistake is invisible.
+#[test]
+fn raw_delete_removes_only_its_cf_1() {
+    let f = fixture();
+    for cf in [Cf::Default, Cf::Lock, Cf::Write] {
+        f.set(cf, b"k", cf.name().as_bytes());
+    }
+    f.raw_delete("write", b"k").unwrap();
+    assert_eq!(
+        f.get(Cf::Write, b"k"),
+        None,
+        "a delete in write removes the key from write"
+    );
+    assert_eq!(
+        f.get(Cf::Default, b"k"),
+        Some(b"default".to_vec()),
+        "a delete in write leaves the key in default alone"
+    );
+    assert_eq!(
+        f.get(Cf::Lock, b"k"),
+        Some(b"lock".to_vec()),
+        "a delete in write leaves the key in lock alone"
+    );
+    f.raw_delete("lock", b"k").unwrap();
+    assert_eq!(
+        f.get(Cf::Lock, b"k"),
+        None,
+        "a delete in lock removes the key from lock"
+    );
+    assert_eq!(
+        f.raw_get("default", b"k").unwrap().value,
+        b"default",
+        "deletes in lock and write leave the key in default alone"
+    );
+}
+
+/// A reader is a point-in-time view of the storage as it was when the reader was opened:
+/// writes made after that are invisible to its point reads and to the iterators it opens
+/// later, while a new reader sees them.
+///
+/// Catches a reader that reads the live engine (or takes a fresh snapshot per call). The
+/// original's `TestIterWithRawDelete1` opens its iterator *before* the delete, so a reader
+/// whose iterators snapshot the engine when they are created passes it, and it never reads
+/// through the reader with `get`; here the writes come between opening the reader and
+/// reading through it.
+#[test]
+fn reader_sees_the_storage_as_it_was_when_opened_1() {
+    let f = fixture();
+    f.fill(3);
+    let reader = f.server.storage().reader(&Context::new()).expect("reader");
+    f.raw_put("default", &[1], b"new").unwrap();
+    f.raw_delete("default", &[2]).unwrap();
+    f.raw_put("default", &[4], &[233, 4]).unwrap();
+
+    assert_eq!(
+        reader.get_cf(Cf::Default, &[1]).unwrap(),
+        Some(vec![233, 1]),
+        "the reader's get sees the value from before the overwrite"
+    );
+    assert_eq!(
+        reader.get_cf(Cf::Default, &[2]).unwrap(),
+        Some(vec![233, 2]),
+        "the reader's get still sees a key deleted after it was opened"
+    );
+    assert_eq!(
+        reader.get_cf(Cf::Default, &[4]).unwrap(),
+        None,
+        "the reader's get does not see a key written after it was opened"
+    );
+    let mut it = reader.iter_cf(Cf::Default).expect("iterator");
+    it.seek(b"");
+    let mut seen = vec![];
+    while let Some((k, v)) = it.item() {
+        seen.push((k.to_vec(), v.to_vec()));
+        it.next();
+    }
+    it.status().unwrap();
+    assert_eq!(
+        seen,
+        pairs(&[1, 2, 3]),
+        "an iterator opened on the reader after the writes sees the storage as it was when the reader was opened"
+    );
+    drop(it);
+    reader.close();
+
+    // A new reader sees every write.
+    assert_eq!(f.get(Cf::Default, &[1]), Some(b"new".to_vec()));
+    assert_eq!(f.get(Cf::Default, &[2]), None);
+    assert_eq!(f.get(Cf::Default, &[4]), Some(vec![233, 4]));
+}
