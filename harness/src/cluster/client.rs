@@ -24,6 +24,31 @@ pub use super::request::{
 const ENGINE_POLLS: u32 = 300;
 const ENGINE_INTERVAL: Duration = Duration::from_millis(20);
 
+/// The answer to a command sent with [`Cluster::send_command`], filled in while the
+/// simulation runs (if the store ever answers).
+#[derive(Clone, Default)]
+pub struct PendingAnswer(Slot<CmdResponse>);
+
+impl std::fmt::Debug for PendingAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PendingAnswer")
+            .field(&self.is_answered())
+            .finish()
+    }
+}
+
+impl PendingAnswer {
+    /// Whether the store answered (and the answer was not taken yet).
+    pub fn is_answered(&self) -> bool {
+        self.0.lock().is_some()
+    }
+
+    /// The answer, if the store gave one; taken, so a second call returns `None`.
+    pub fn take(&self) -> Option<CmdResponse> {
+        self.0.lock().take()
+    }
+}
+
 impl Cluster {
     /// The region containing `key` as the scheduler knows it; waits up to 2 s of virtual
     /// time (the scheduler learns a region from its leader's first heartbeat).
@@ -67,6 +92,19 @@ impl Cluster {
         self.run_for(latency);
         let resp = slot.lock().take();
         resp
+    }
+
+    /// Sends `req` to the store its header names and returns at once: the answer lands in the
+    /// returned [`PendingAnswer`] as the simulation runs. No retries, no timeout: for tests
+    /// that keep several commands in flight at one store, or watch when (and whether) a store
+    /// answers one.
+    pub fn send_command(&mut self, req: RaftCmdRequest) -> PendingAnswer {
+        let answer = PendingAnswer::default();
+        let fill = Arc::clone(&answer.0);
+        let cb = Box::new(move |resp: CmdResponse| *fill.lock() = Some(resp));
+        let (w, c) = self.sim().parts();
+        request::send_command(w, c, req, None, cb);
+        answer
     }
 
     /// Runs `call` on the request state machine until it finishes.
