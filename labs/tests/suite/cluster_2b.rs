@@ -15,7 +15,9 @@
 use std::time::Duration;
 
 use engine::Cf;
-use harness::cluster::client::{new_get_cf_cmd, new_put_cf_cmd, new_request, new_snap_cmd};
+use harness::cluster::client::{
+    new_delete_cf_cmd, new_get_cf_cmd, new_put_cf_cmd, new_request, new_snap_cmd,
+};
 use harness::cluster::generic::{generic_test, GenericParams};
 use harness::cluster::{Cluster, ClusterConfig};
 use harness::seeds::run_seeded;
@@ -464,5 +466,355 @@ fn shared_keys_linearizable_2b() {
             "the history holds the run: {recorded} operations"
         );
         c.check_linearizable();
+    });
+}
+
+// -------------------------------------------------------------------------------------------
+// Beyond the original: rules of proposing, applying and answering that its workloads cannot
+// see. Each test names the student mistake it catches.
+
+/// The peer of region 1 that leads it with the highest term, as the stores themselves see it
+/// (the scheduler's view lags), with that term.
+fn raft_leader(c: &Cluster) -> Option<(proto::metapb::Peer, u64)> {
+    c.world()
+        .stores
+        .values()
+        .filter_map(|n| n.store.as_ref()?.peer(1))
+        .filter(|p| p.is_leader())
+        .map(|p| (p.meta.clone(), p.term()))
+        .max_by_key(|(_, term)| *term)
+}
+
+/// A command for region 1 addressed to `peer`, whatever the scheduler thinks of it.
+fn command_to(
+    c: &mut Cluster,
+    peer: &proto::metapb::Peer,
+    reqs: Vec<proto::raft_cmdpb::Request>,
+) -> RaftCmdRequest {
+    let region = c.get_region(b"");
+    let mut req = new_request(region.id, region.get_region_epoch().clone(), reqs);
+    req.mut_header().set_peer(peer.clone());
+    req
+}
+
+/// Runs until a leader other than `old` leads region 1 in a newer term than `term`.
+fn wait_new_leader(c: &mut Cluster, old: &proto::metapb::Peer, term: u64) -> proto::metapb::Peer {
+    let found = c.sim().run_until_true(Duration::from_secs(5), |w| {
+        w.stores.values().any(|n| {
+            n.store
+                .as_ref()
+                .and_then(|s| s.peer(1))
+                .is_some_and(|p| p.is_leader() && p.meta.id != old.id && p.term() > term)
+        })
+    });
+    match raft_leader(c) {
+        Some((p, t)) if found && p.id != old.id && t > term => p,
+        _ => c.fail("the majority elected no new leader within 5 s"),
+    }
+}
+
+/// Column families are separate namespaces on a cluster too: the same key holds a different
+/// value in `default`, `lock` and `write`; a get reads the family it names; a delete in one
+/// family leaves the others alone, on every replica.
+///
+/// Catches an apply that reads or deletes in `default` whatever the request's `cf` says. The
+/// original's stage 2b workloads use `default` only (stage 2c's `TestOneSnapshot2C` uses
+/// `lock`, too late for a stage 2b mistake).
+#[test]
+fn column_families_are_separate_namespaces_2b() {
+    const NAME: &str = "column_families_are_separate_namespaces_2b";
+    run_seeded(NAME, |seed| {
+        let mut c = cluster(NAME, seed);
+        let cfs = [
+            ("default", Cf::Default),
+            ("lock", Cf::Lock),
+            ("write", Cf::Write),
+        ];
+        for (name, _) in cfs {
+            c.must_put_cf(name, b"k", name.as_bytes());
+        }
+        for (name, _) in cfs {
+            let got = c.get_cf(name, b"k");
+            assert_eq!(
+                got,
+                name.as_bytes(),
+                "a get of k in {name} must read {name}, but it answered {:?}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        c.must_delete_cf("lock", b"k");
+        assert_eq!(c.get_cf("lock", b"k"), b"", "k was deleted from lock");
+        assert_eq!(
+            c.get_cf("default", b"k"),
+            b"default",
+            "a delete in lock must leave k in default alone"
+        );
+        assert_eq!(
+            c.get_cf("write", b"k"),
+            b"write",
+            "a delete in lock must leave k in write alone"
+        );
+        for store in c.store_ids() {
+            c.must_get_cf_none(store, Cf::Lock, b"k");
+            c.must_get_cf_equal(store, Cf::Default, b"k", b"default");
+            c.must_get_cf_equal(store, Cf::Write, b"k", b"write");
+        }
+    });
+}
+
+/// Sends `first` and then `second` (two commands, as from two clients) to region 1's leader
+/// while it is cut off from its followers, so that both are proposed but neither commits,
+/// then reconnects it: one append carries both entries and they commit, and are applied, in
+/// one batch. Returns both answers.
+fn commit_together(
+    c: &mut Cluster,
+    first: proto::raft_cmdpb::Request,
+    second: proto::raft_cmdpb::Request,
+) -> (raftstore::CmdResponse, raftstore::CmdResponse) {
+    let Some((leader, _)) = raft_leader(c) else {
+        c.fail("region 1 has no leader")
+    };
+    c.add_filter(Filter::Isolate(leader.store_id));
+    let cmd = command_to(c, &leader, vec![first]);
+    let a = c.send_command(cmd);
+    c.run_for(Duration::from_millis(5));
+    let cmd = command_to(c, &leader, vec![second]);
+    let b = c.send_command(cmd);
+    c.run_for(Duration::from_millis(20));
+    assert!(
+        !a.is_answered() && !b.is_answered(),
+        "a leader cut off from every follower cannot commit"
+    );
+    c.clear_filters();
+    let answered = c.sim().run_until_true(Duration::from_secs(3), |_| {
+        a.is_answered() && b.is_answered()
+    });
+    assert!(
+        answered,
+        "the leader answered both commands once it was reconnected"
+    );
+    let (Some(a), Some(b)) = (a.take(), b.take()) else {
+        c.fail("answers vanished")
+    };
+    for r in [&a, &b] {
+        assert!(
+            !r.resp.get_header().has_error(),
+            "a command failed: {:?}",
+            r.resp.get_header().get_error()
+        );
+    }
+    (a, b)
+}
+
+/// A read sees every write ordered before it in the log, even one applied in the same batch:
+/// a put and a get (then a delete and a snap) from two clients that commit together (the
+/// leader was cut off while it proposed them, and one append carries both afterwards) are
+/// applied in log order, so the get reads the put and the snapshot misses the deleted key.
+///
+/// Catches an apply that collects a batch's writes in a write batch and reads the engine
+/// before writing it (a Get or Snap that misses the writes before it in the same `Ready`).
+/// Linearizability alone cannot see it (the write and the read overlap in time), but the
+/// state machine is the log: entry `i + 1` reads the state after entry `i`. The original's
+/// clients never have two commands in one batch on the same key.
+#[test]
+fn reads_see_the_writes_before_them_in_the_log_2b() {
+    const NAME: &str = "reads_see_the_writes_before_them_in_the_log_2b";
+    run_seeded(NAME, |seed| {
+        let mut c = cluster(NAME, seed);
+        c.must_put(b"k", b"v1");
+        let (_, get) = commit_together(
+            &mut c,
+            new_put_cf_cmd("default", b"k", b"v2"),
+            new_get_cf_cmd("default", b"k"),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&get.resp.get_responses()[0].get_get().value),
+            "v2",
+            "a get committed right after a put of v2 (both applied in one batch) must read v2"
+        );
+        let (_, snap) = commit_together(&mut c, new_delete_cf_cmd("default", b"k"), new_snap_cmd());
+        let Some(snap) = snap.snap else {
+            c.fail("a snap answered without a read view")
+        };
+        assert_eq!(
+            snap.get_cf(Cf::Default, b"k")
+                .ok()
+                .flatten()
+                .map(|v| String::from_utf8_lossy(&v).into_owned()),
+            None,
+            "a snapshot committed right after a delete of k (both applied in one batch) must not hold k"
+        );
+    });
+}
+
+/// A Snap response names the region its snapshot was taken on, in the protobuf response as
+/// in the read view, as the scheduler knows the region.
+///
+/// Catches a Snap response without its region (a server builds its region reader from it).
+/// The harness's own scans read the region from the read view, so no other test sees it.
+#[test]
+fn snap_response_names_its_region_2b() {
+    const NAME: &str = "snap_response_names_its_region_2b";
+    run_seeded(NAME, |seed| {
+        let mut c = cluster(NAME, seed);
+        c.must_put(b"k", b"v");
+        let region = c.get_region(b"k");
+        let resp = c.request(b"k", vec![new_snap_cmd()], Duration::from_secs(5));
+        let responses = resp.resp.get_responses();
+        assert_eq!(
+            responses.len(),
+            1,
+            "one response per request: {responses:?}"
+        );
+        assert_eq!(
+            responses[0].get_snap().get_region(),
+            &region,
+            "the Snap response names the region it was taken on"
+        );
+        let Some(snap) = resp.snap else {
+            c.fail("a snap answered without a read view")
+        };
+        assert_eq!(snap.region, region, "the read view's region");
+        assert_eq!(
+            snap.get_cf(Cf::Default, b"k").ok().flatten(),
+            Some(b"v".to_vec())
+        );
+    });
+}
+
+/// When a leader is deposed with proposals in its log that the new leader never got, those
+/// entries are overwritten. Once the old leader applies the entries that overwrote them, it
+/// must answer each such proposal with an error (StaleCommand), at once and never as a
+/// success: the commands were not applied.
+///
+/// Catches a store that matches a proposal to an applied entry by index alone (it answers
+/// success for another client's command: a lost write acknowledged), and one that drops an
+/// overwritten proposal's callback without answering (its client hangs until its timeout).
+/// The original's clients retry after a 1 s timeout with the same idempotent put, which hides
+/// both.
+#[test]
+fn overwritten_proposals_are_answered_stale_2b() {
+    const NAME: &str = "overwritten_proposals_are_answered_stale_2b";
+    run_seeded(NAME, |seed| {
+        let mut c = cluster(NAME, seed);
+        c.must_put(b"before", b"1");
+        let Some((old, term)) = raft_leader(&c) else {
+            c.fail("region 1 has no leader")
+        };
+        c.add_filter(Filter::Isolate(old.store_id));
+        // The cut-off leader proposes two writes in its term; nobody else sees them.
+        let cmd = command_to(
+            &mut c,
+            &old,
+            vec![new_put_cf_cmd("default", b"lost 1", b"x")],
+        );
+        let lost1 = c.send_command(cmd);
+        let cmd = command_to(
+            &mut c,
+            &old,
+            vec![new_put_cf_cmd("default", b"lost 2", b"x")],
+        );
+        let lost2 = c.send_command(cmd);
+        c.run_for(Duration::from_millis(100));
+        assert!(
+            !lost1.is_answered() && !lost2.is_answered(),
+            "a leader cut off from every follower cannot commit"
+        );
+        // The others elect a new leader and write at the indexes of the two proposals.
+        let new = wait_new_leader(&mut c, &old, term);
+        for i in 0..3 {
+            let key = format!("new {i}");
+            let cmd = command_to(
+                &mut c,
+                &new,
+                vec![new_put_cf_cmd("default", key.as_bytes(), b"y")],
+            );
+            match c.call_command(cmd, Duration::from_secs(2)) {
+                Some(r) if !r.resp.get_header().has_error() => {}
+                other => c.fail(&format!("the new leader did not take a write: {other:?}")),
+            }
+        }
+        // Reconnected, the old leader's log is overwritten and it applies the new entries.
+        c.clear_filters();
+        let answered = c.sim().run_until_true(Duration::from_secs(2), |_| {
+            lost1.is_answered() && lost2.is_answered()
+        });
+        assert!(
+            answered,
+            "2 s after it reconnected, the old leader (peer {}) has applied the entries that overwrote its two proposals but answered {} of them: their clients wait for their timeouts",
+            old.id,
+            u8::from(lost1.is_answered()) + u8::from(lost2.is_answered())
+        );
+        for (key, answer) in [("lost 1", &lost1), ("lost 2", &lost2)] {
+            let Some(r) = answer.take() else {
+                c.fail("an answer vanished")
+            };
+            assert!(
+                r.resp.get_header().has_error(),
+                "the put of {key:?} was overwritten by the new leader's entries, yet the old leader answered it as a success: {:?}",
+                r.resp
+            );
+        }
+        for key in ["lost 1", "lost 2"] {
+            c.must_get(key.as_bytes(), b"");
+        }
+    });
+}
+
+/// A leader cut off in a minority is deposed without knowing it; a read it is asked for
+/// afterwards must not be answered from its own state, which misses the writes the new
+/// majority leader acknowledged. It must go through the log (and so never be answered while
+/// the old leader is cut off) or be refused.
+///
+/// Catches reads served from the leader's engine without a round through raft. The
+/// original's `TestOnePartition2B` reads through the new leader only, and the generic test
+/// catches a stale read only when its client happens to ask the old leader.
+#[test]
+fn deposed_leader_serves_no_stale_reads_2b() {
+    const NAME: &str = "deposed_leader_serves_no_stale_reads_2b";
+    run_seeded(NAME, |seed| {
+        let mut c = cluster(NAME, seed);
+        c.must_put(b"k", b"old");
+        let Some((old, term)) = raft_leader(&c) else {
+            c.fail("region 1 has no leader")
+        };
+        c.add_filter(Filter::Isolate(old.store_id));
+        let new = wait_new_leader(&mut c, &old, term);
+        let cmd = command_to(&mut c, &new, vec![new_put_cf_cmd("default", b"k", b"new")]);
+        match c.call_command(cmd, Duration::from_secs(2)) {
+            Some(r) if !r.resp.get_header().has_error() => {}
+            other => c.fail(&format!("the new leader did not take the write: {other:?}")),
+        }
+        // Still cut off, the old leader is asked to read k.
+        let cmd = command_to(&mut c, &old, vec![new_snap_cmd()]);
+        let snap = c.send_command(cmd);
+        let cmd = command_to(&mut c, &old, vec![new_get_cf_cmd("default", b"k")]);
+        let get = c.send_command(cmd);
+        c.run_for(Duration::from_millis(500));
+        if let Some(r) = snap.take() {
+            if !r.resp.get_header().has_error() {
+                let held = r
+                    .snap
+                    .and_then(|s| s.get_cf(Cf::Default, b"k").ok().flatten());
+                assert_eq!(
+                    held.as_deref(),
+                    Some(&b"new"[..]),
+                    "the deposed leader (peer {}) answered a Snap from its own state, which misses the write of k the new leader acknowledged",
+                    old.id
+                );
+            }
+        }
+        if let Some(r) = get.take() {
+            if !r.resp.get_header().has_error() {
+                assert_eq!(
+                    r.resp.get_responses()[0].get_get().value,
+                    b"new",
+                    "the deposed leader (peer {}) answered a Get from its own state, which misses the write of k the new leader acknowledged",
+                    old.id
+                );
+            }
+        }
+        c.clear_filters();
+        c.must_get(b"k", b"new");
     });
 }

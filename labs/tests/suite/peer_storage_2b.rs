@@ -5,8 +5,8 @@
 //! that the log is truncated at the first given entry and holds the others.
 
 use engine::{keys, Cf, Durability, EngineOptions, Engines, WriteBatch};
-use proto::eraftpb::Entry;
-use raft::{Storage, StorageError};
+use proto::eraftpb::{Entry, HardState};
+use raft::{Ready, Storage, StorageError};
 use raftstore::bootstrap::{bootstrap_store, prepare_bootstrap};
 use raftstore::meta::{self, write_apply_state, write_raft_state};
 use raftstore::PeerStorage;
@@ -190,4 +190,67 @@ fn peer_storage_clear_meta_2b() {
         .write(raft_wb, Durability::Sync)
         .expect("ok");
     assert_eq!(count(&ps), 0);
+}
+
+/// A `Ready` that carries a hard state and nothing else (a vote in a new term, say, or a
+/// commit index that moved) is persisted before `save_ready_state` returns, so the vote is
+/// durable before the message that casts it is sent, and a restart reads it back.
+///
+/// Catches a peer storage that writes the raft state only along with new entries: a peer
+/// that restarts then forgets whom it voted for and can vote twice in one term (two leaders
+/// of one term), or forgets its term. The original has no test of it; its cluster tests
+/// would need a crash at the right moment of an election.
+#[test]
+fn hard_state_alone_is_persisted_2b() {
+    let (_dir, mut ps) = new_storage_from_ents(&ents(&[(3, 3), (4, 4), (5, 5)]));
+    let read_back = |ps: &PeerStorage| {
+        meta::raft_local_state(&ps.engines().raft, 1)
+            .expect("read the raft state")
+            .expect("a raft state")
+    };
+    // A vote in a new term: no entry to append.
+    let vote = HardState {
+        term: 6,
+        vote: 2,
+        commit: 4,
+        ..Default::default()
+    };
+    let rd = Ready {
+        hard_state: Some(vote.clone()),
+        ..Default::default()
+    };
+    ps.save_ready_state(&rd).expect("save the hard state");
+    let state = read_back(&ps);
+    assert_eq!(
+        state.get_hard_state(),
+        &vote,
+        "a vote cast with no entry to append must be on disk before the vote is sent"
+    );
+    assert_eq!(
+        (state.last_index, state.last_term),
+        (5, 5),
+        "the log did not change"
+    );
+    // The commit index moves alone.
+    let commit = HardState {
+        commit: 5,
+        ..vote.clone()
+    };
+    let rd = Ready {
+        hard_state: Some(commit.clone()),
+        ..Default::default()
+    };
+    ps.save_ready_state(&rd).expect("save the hard state");
+    assert_eq!(
+        read_back(&ps).get_hard_state(),
+        &commit,
+        "the new commit index"
+    );
+
+    // A restart reads the hard state back.
+    let (engines, region) = (ps.engines().clone(), ps.region().clone());
+    drop(ps);
+    let again = PeerStorage::new(engines, region, "[region 1] 1".into()).expect("restart");
+    let initial = again.initial_state().expect("initial state");
+    assert_eq!(initial.hard_state, commit, "the hard state after a restart");
 }
