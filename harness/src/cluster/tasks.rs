@@ -49,7 +49,8 @@ pub struct TaskCrash {
     pub store: u64,
     /// The kind of task.
     pub kind: TaskKind,
-    /// Crash after this many steps of such a task (1: right after its first step).
+    /// Crash after this many steps of such a task (1: right after its first step; 0: as the
+    /// store spawns the task, before any step runs, once the event that spawned it is over).
     pub after_steps: u32,
     /// Restart the store this long after the crash.
     pub restart_after: Duration,
@@ -75,7 +76,42 @@ pub(crate) fn schedule(w: &mut World, c: &mut Core<World>, store_id: u64, task: 
     let Some(incarnation) = w.running(store_id) else {
         return;
     };
+    if crash_if_planned(w, c, store_id, task.kind(), 0) {
+        return; // the task dies with its store
+    }
     schedule_step(w, c, store_id, incarnation, task, 1);
+}
+
+/// If a crash of `store_id` is planned after `steps` steps of a task of `kind`, crashes the
+/// store, schedules its restart and returns `true`.
+fn crash_if_planned(
+    w: &mut World,
+    c: &mut Core<World>,
+    store_id: u64,
+    kind: TaskKind,
+    steps: u32,
+) -> bool {
+    let Some(i) = w
+        .task_faults
+        .crash
+        .iter()
+        .position(|f| f.store == store_id && f.kind == kind && f.after_steps <= steps)
+    else {
+        return false;
+    };
+    let fault = w.task_faults.crash.remove(i);
+    w.stats.task_crashes += 1;
+    crash_store_in(w, c, store_id);
+    c.schedule(
+        fault.restart_after,
+        Label::new("restart", Lazy(move |f| write!(f, "store {store_id}"))),
+        move |w: &mut World, c: &mut Core<World>| {
+            if let Err(e) = start_store_in(w, c, store_id) {
+                panic!("{}", super::failure_story(w, c, &e));
+            }
+        },
+    );
+    true
 }
 
 fn schedule_step(
@@ -134,24 +170,7 @@ fn run_step(
     let outcome = task.step(&engines);
     // What the step wrote is checked before anything else happens.
     check_oracles(w, c);
-    if let Some(i) = w
-        .task_faults
-        .crash
-        .iter()
-        .position(|f| f.store == store_id && f.kind == kind && f.after_steps <= step)
-    {
-        let fault = w.task_faults.crash.remove(i);
-        w.stats.task_crashes += 1;
-        crash_store_in(w, c, store_id);
-        c.schedule(
-            fault.restart_after,
-            Label::new("restart", Lazy(move |f| write!(f, "store {store_id}"))),
-            move |w: &mut World, c: &mut Core<World>| {
-                if let Err(e) = start_store_in(w, c, store_id) {
-                    panic!("{}", super::failure_story(w, c, &e));
-                }
-            },
-        );
+    if crash_if_planned(w, c, store_id, kind, step) {
         return;
     }
     match outcome {

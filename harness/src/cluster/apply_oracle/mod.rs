@@ -574,6 +574,16 @@ impl ApplyOracle {
         self.state.lock().verified_snapshots
     }
 
+    /// The term of entry `index` of `region` as the first store to apply it applied it;
+    /// `None` if no watched store has applied that index through the log.
+    pub fn applied_term(&self, region: u64, index: u64) -> Option<u64> {
+        self.state
+            .lock()
+            .agreed
+            .get(&(region, index))
+            .map(|&(term, _, _)| term)
+    }
+
     /// How many batches moved several regions at once (checked for order only).
     pub fn unattributed_batches(&self) -> u64 {
         self.state.lock().unattributed_batches
