@@ -410,6 +410,66 @@ fn crash_while_applying_a_snapshot_restarts_cleanly_2c() {
     });
 }
 
+/// Beyond the original: a lagging store crashes the moment it has taken in a snapshot from
+/// raft, once `save_ready_state` has written the snapshot's raft, apply and region states
+/// and the data application was handed to a task that has not run a step yet; the crash
+/// loses every write that was not synced. Restarted, the store must find a consistent state
+/// (region `Applying` at the snapshot's index, or its old state with its old log), install a
+/// snapshot with the region's data at its index (the apply oracle checks it) and without the
+/// key deleted while it was down; in the end no acknowledged write is lost and the replicas
+/// converge.
+///
+/// Catches a peer storage that writes the snapshot's apply and region states without a sync
+/// while the raft state (the log gone, the last index at the snapshot) is synced: the crash
+/// keeps the new raft state and rolls the apply state back to before the snapshot, and the
+/// store cannot restart. [`crash_while_applying_a_snapshot_restarts_cleanly_2c`] crashes only
+/// after the application's first step, which syncs the kv engine and hides the mistake.
+#[test]
+fn crash_right_after_taking_in_a_snapshot_restarts_cleanly_2c() {
+    const NAME: &str = "crash_right_after_taking_in_a_snapshot_restarts_cleanly_2c";
+    run_seeded(NAME, |seed| {
+        let mut cfg = ClusterConfig::new(3);
+        cfg.store.raft_log_gc_count_limit = 50;
+        let mut c = Cluster::new(NAME, seed, cfg);
+        c.run_for(Duration::from_secs(1));
+        c.install_workload(3);
+        c.start_clients();
+        c.run_clients_for(Duration::from_secs(1));
+        let victim = a_follower(&mut c);
+        // A key the victim holds, deleted while it is down: the snapshot must remove it.
+        c.must_put(b"~stale", b"1");
+        c.must_get_equal(victim, b"~stale", b"1");
+        c.world_mut().task_faults.crash.push(TaskCrash {
+            store: victim,
+            kind: TaskKind::ApplySnapshot,
+            after_steps: 0,
+            restart_after: Duration::from_millis(300),
+        });
+        c.stop_store(victim);
+        c.must_delete(b"~stale");
+        c.wait_until(
+            Duration::from_secs(20),
+            &format!("a compaction past stopped store {victim}'s log"),
+            |c| compacted_past(c, victim),
+        );
+        c.start_store(victim);
+        c.wait_until(
+            Duration::from_secs(20),
+            &format!("store {victim} to crash as it took in a snapshot"),
+            |c| c.world().stats.task_crashes > 0,
+        );
+        let verified = c.world().apply_oracle.verified_snapshots();
+        c.wait_until(
+            Duration::from_secs(20),
+            &format!("store {victim} to install a snapshot after its restart"),
+            |c| c.is_running(victim) && c.world().apply_oracle.verified_snapshots() > verified,
+        );
+        c.must_get_none(victim, b"~stale");
+        c.stop_and_check_clients();
+        c.must_replicas_converge();
+    });
+}
+
 /// Beyond the original: clients keep writing with a GC limit of 20 (a compaction every few
 /// dozen milliseconds) while each store in turn, the leader included, crashes in the middle
 /// of a raft-log GC (after its first, second or third step) and restarts. No acknowledged
