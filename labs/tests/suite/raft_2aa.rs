@@ -492,3 +492,196 @@ fn followers_election_timeout_nonconflict_2aa() {
 fn candidates_election_timeout_nonconflict_2aa() {
     election_timeout_nonconflict(Candidate);
 }
+
+// ---------------------------------------------------------------------------------------
+// Beyond the original: rules of the election that the original checks only in 2AB, or not at
+// all, each pinned by the bug it catches.
+// ---------------------------------------------------------------------------------------
+
+/// A vote goes only to a candidate whose log is at least as up to date as the voter's (Raft
+/// §5.4.1): a higher last term wins whatever the lengths; with equal last terms the longer log
+/// wins. The voter's log ends at (2, 2).
+///
+/// Catches a voter that does not look at the candidate's log at all, and the classic
+/// `last_term >= mine && last_index >= mine` comparison, which refuses a shorter log with a
+/// higher last term. The original checks this rule only in 2AB (`TestVoter2AB`,
+/// `TestRecvMessageType_MsgRequestVote2AB`), though it is part of the election that 2AA grades.
+#[rstest]
+#[case::older_last_term(1, 1, true)]
+#[case::older_last_term_but_longer(3, 1, true)]
+#[case::same_last_term_shorter(1, 2, true)]
+#[case::same_last_term_same_length(2, 2, false)]
+#[case::same_last_term_longer(3, 2, false)]
+#[case::newer_last_term_but_shorter(1, 3, false)]
+fn vote_only_for_up_to_date_log_2aa(
+    #[case] index: u64,
+    #[case] log_term: u64,
+    #[case] reject: bool,
+) {
+    let storage = storage_with(&[empty_entry(1, 1), empty_entry(2, 2)]);
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, storage);
+    r.become_follower(2, INVALID_ID);
+    let mut m = new_message(2, 1, MsgRequestVote, 3);
+    m.index = index;
+    m.log_term = log_term;
+    r.step(m).expect("vote request");
+    let msgs = r.read_messages();
+    assert_eq!(msgs.len(), 1, "exactly one reply, got {msgs:?}");
+    assert_eq!(msgs[0].msg_type, MsgRequestVoteResponse, "{msgs:?}");
+    assert_eq!(
+        msgs[0].reject,
+        reject,
+        "voter's log ends at (index 2, term 2), candidate's at (index {index}, term {log_term}): \
+         the vote must be {}",
+        if reject { "refused" } else { "granted" }
+    );
+}
+
+/// Granting a vote restarts the election timer: a follower that has just voted gives the
+/// candidate a full election timeout to win before it campaigns itself.
+///
+/// Catches a follower that resets its timer only on messages from a leader: right after
+/// voting it times out and disrupts the election it just voted in. (Not in the original.)
+#[test]
+fn granting_vote_restarts_election_timer_2aa() {
+    let et = 10;
+    let mut r = new_test_raft(1, vec![1, 2, 3], et, 1, MemStorage::new());
+    r.become_follower(1, INVALID_ID);
+    let timeout = r.randomized_election_timeout();
+    for _ in 1..timeout {
+        r.tick();
+    }
+    assert_eq!(r.state, Follower, "one tick before its election timeout");
+    r.step(new_message(2, 1, MsgRequestVote, 1))
+        .expect("vote request");
+    let msgs = r.read_messages();
+    assert!(
+        msgs.len() == 1 && !msgs[0].reject,
+        "node 1 has not voted in term 1 and must grant node 2's request: {msgs:?}"
+    );
+    for t in 1..et {
+        r.tick();
+        assert_eq!(
+            (r.state, r.term),
+            (Follower, 1),
+            "{t} ticks after granting its vote, node 1 campaigned: the grant must restart its \
+             election timer"
+        );
+    }
+}
+
+/// A message from the current leader restarts a follower's election timer.
+///
+/// Catches a follower that resets its timer on appends but not on heartbeats (or the reverse):
+/// with an idle leader it campaigns although the leader is alive. The original's tests start
+/// every election with `MsgHup`, so none of them notices.
+#[rstest]
+#[case::heartbeat(MsgHeartbeat)]
+#[case::append(MsgAppend)]
+fn leader_message_restarts_election_timer_2aa(#[case] msg_type: MessageType) {
+    let et = 10;
+    let mut r = new_test_raft(1, vec![1, 2, 3], et, 1, MemStorage::new());
+    r.become_follower(1, 2);
+    let timeout = r.randomized_election_timeout();
+    for _ in 1..timeout {
+        r.tick();
+    }
+    assert_eq!(r.state, Follower, "one tick before its election timeout");
+    r.step(new_message(2, 1, msg_type, 1))
+        .expect("the leader's message");
+    r.read_messages();
+    for t in 1..et {
+        r.tick();
+        assert_eq!(
+            (r.state, r.term),
+            (Follower, 1),
+            "{msg_type:?}: {t} ticks after hearing from leader 2, node 1 campaigned: the \
+             leader's message must restart its election timer"
+        );
+    }
+}
+
+/// A candidate that a majority refuses goes back to follower at the same term (keeping its
+/// vote for itself); fewer refusals leave it candidate.
+///
+/// Catches a candidate that only ever counts grants and waits for its election timeout even
+/// when it cannot win. The original's `TestLeaderElectionInOneRoundRPC2AA` has no row where
+/// refusals reach a majority (etcd's has); the rule shows up only in 2AB
+/// (`TestLeaderElectionOverwriteNewerLogs2AB`).
+#[rstest]
+#[case::three_two_refuse(3, &[(2, false), (3, false)], Follower)]
+#[case::three_one_refuses(3, &[(2, false)], Candidate)]
+#[case::five_three_refuse(5, &[(2, false), (3, false), (4, false)], Follower)]
+#[case::five_one_grants_three_refuse(5, &[(2, true), (3, false), (4, false), (5, false)], Follower)]
+fn candidate_steps_down_on_majority_rejection_2aa(
+    #[case] size: u64,
+    #[case] votes: &[(u64, bool)],
+    #[case] want: StateRole,
+) {
+    let mut r = new_test_raft(1, ids(size), 10, 1, MemStorage::new());
+    r.step(hup(1)).expect("MsgHup");
+    for &(id, granted) in votes {
+        let mut m = new_message(id, 1, MsgRequestVoteResponse, r.term);
+        m.reject = !granted;
+        r.step(m).expect("vote response");
+    }
+    let case = format!("{size} nodes, votes {votes:?}");
+    assert_eq!(r.state, want, "{case}: state");
+    assert_eq!(r.term, 1, "{case}: the term does not change");
+    assert_eq!(r.vote, 1, "{case}: the vote of term 1 stays with node 1");
+}
+
+/// Followers learn the new leader from its first append, before any heartbeat.
+///
+/// Catches a follower that records the leader only from heartbeats or from messages of a
+/// higher term: after an election its voters (already at the new term when they voted) do not
+/// know the leader, so they cannot redirect clients or forward a leader transfer to it. The
+/// original only checks the leader's own `lead` (3A).
+#[test]
+fn followers_learn_leader_from_its_append_2aa() {
+    let mut net = Network::new(slots("NNN"));
+    net.send(vec![hup(1)]);
+    assert_eq!(net.peer(1).state, Leader);
+    for id in 2..=3 {
+        let r = net.peer(id);
+        assert_eq!(
+            (r.state, r.lead),
+            (Follower, 1),
+            "node {id} voted for node 1 and got its append: it must follow node 1"
+        );
+        assert_eq!(r.soft_state().lead, 1, "node {id}'s soft state");
+    }
+}
+
+/// Messages of an older term are ignored: a candidate of term 2 is not moved by a heartbeat,
+/// an append or a granted vote of term 1.
+///
+/// Catches a node without the stale-term check: the old leader's heartbeat turns it into a
+/// follower of a deposed leader, and late votes of an earlier election make it leader of a
+/// term nobody voted for. (The original has no such test in 2AA.)
+#[rstest]
+#[case::heartbeat(MsgHeartbeat)]
+#[case::append(MsgAppend)]
+#[case::vote_granted(MsgRequestVoteResponse)]
+fn stale_term_messages_are_ignored_2aa(#[case] msg_type: MessageType) {
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new());
+    r.become_candidate();
+    r.become_candidate();
+    assert_eq!((r.state, r.term), (Candidate, 2));
+    let m = if msg_type == MsgAppend {
+        new_message_with_entries(2, 1, msg_type, 1, vec![empty_entry(1, 1)])
+    } else {
+        new_message(2, 1, msg_type, 1)
+    };
+    let _ = r.step(m);
+    assert_eq!(
+        (r.state, r.term, r.lead),
+        (Candidate, 2, INVALID_ID),
+        "{msg_type:?} of term 1 reached a candidate of term 2: it must be ignored"
+    );
+    assert_eq!(
+        r.raft_log.last_index(),
+        0,
+        "{msg_type:?} of term 1: the log must not change"
+    );
+}
