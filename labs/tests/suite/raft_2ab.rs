@@ -767,3 +767,38 @@ fn leader_only_commits_log_from_current_term_2ab(#[case] index: u64, #[case] wan
     let _ = r.step(m);
     assert_eq!(r.raft_log.committed, want_commit, "ack of index {index}");
 }
+
+/// A follower's commit index never moves backwards: an append delayed in the network, carrying
+/// the commit index of its time, leaves the commit index (and the log) as they are.
+///
+/// Catches a follower that sets `committed = min(leader commit, last new index)` from every
+/// append instead of only raising it: a late append would un-commit entries the application
+/// may already have applied. The original's appends all arrive in order, so it never notices.
+#[test]
+fn follower_commit_never_decreases_2ab() {
+    let storage = storage_with(&ents_of_terms(&[1, 1, 1]));
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, storage);
+    r.become_follower(1, 2);
+    let mut m = new_message(2, 1, MsgAppend, 1);
+    m.index = 3;
+    m.log_term = 1;
+    m.commit = 3;
+    r.step(m).expect("append");
+    assert_eq!(r.raft_log.committed, 3, "leader 2 committed up to 3");
+
+    // An older append of the same leader arrives late: entry 2, commit 1.
+    let mut late = new_message_with_entries(2, 1, MsgAppend, 1, vec![empty_entry(2, 1)]);
+    late.index = 1;
+    late.log_term = 1;
+    late.commit = 1;
+    r.step(late).expect("late append");
+    assert_eq!(
+        r.raft_log.committed, 3,
+        "a late append carrying commit 1 moved the commit index back from 3"
+    );
+    assert_eq!(
+        index_terms(&r.raft_log.all_entries()),
+        vec![(1, 1), (2, 1), (3, 1)],
+        "the late append matches the log: nothing may change"
+    );
+}
