@@ -679,3 +679,210 @@ fn new_leader_forgets_snapshot_in_flight_2c() {
     assert_eq!(r.prs[&2].pending_snapshot, 0, "{:?}", r.prs[&2]);
     assert!(r.send_append(2), "the new leader replicates to node 2");
 }
+
+// ---------------------------------------------------------------------------------------
+// Beyond the original: what installing a snapshot and compacting the log must leave behind.
+// ---------------------------------------------------------------------------------------
+
+/// Persists what a ready carries, as an application does: the snapshot, then the entries
+/// (the hard state is not needed by these tests).
+fn persist_ready(storage: &MemStorage, rd: &Ready) {
+    if let Some(snap) = &rd.snapshot {
+        storage
+            .wl()
+            .apply_snapshot(snap.clone())
+            .expect("apply the ready's snapshot");
+    }
+    if !rd.entries.is_empty() {
+        storage
+            .wl()
+            .append(&rd.entries)
+            .expect("append the ready's entries");
+    }
+}
+
+/// Node 2 of {1, 2} as a `RawNode` over `storage`, with no pending work.
+fn raw_node_2(storage: &MemStorage) -> RawNode<MemStorage> {
+    let mut c = new_test_config(2, 10, 1);
+    c.peers = vec![1, 2];
+    let node = RawNode::new(&c, storage.clone()).expect("RawNode::new");
+    assert!(!node.has_ready(), "a restarted node has nothing pending");
+    node
+}
+
+/// A snapshot a follower installs is handed to the application in the next ready, with the
+/// reply that acknowledges it; once the ready is processed, nothing is pending.
+///
+/// Catches a node that resets its log to the snapshot but does not keep the snapshot pending
+/// for the application: the state machine never receives the snapshot's data, while the
+/// leader is told the follower has everything up to its index. (The cluster tests notice the
+/// missing data late and indirectly; this test names the cause.)
+#[test]
+fn installed_snapshot_is_handed_out_in_ready_2c() {
+    let s = MemStorage::new();
+    let mut node = raw_node_2(&s);
+    let snap = new_snapshot(11, 11, &[1, 2]);
+    let mut m = new_message(1, 2, MsgSnapshot, 11);
+    m.set_snapshot(snap.clone());
+    node.step(m).expect("snapshot from leader 1");
+    assert!(node.has_ready(), "the installed snapshot is pending");
+    let rd = node.ready();
+    assert_eq!(
+        rd.snapshot.as_ref(),
+        Some(&snap),
+        "the ready must carry the snapshot to apply: {rd:?}"
+    );
+    assert!(
+        rd.messages
+            .iter()
+            .any(|m| m.msg_type == MsgAppendResponse && m.to == 1 && !m.reject && m.index == 11),
+        "the ready must acknowledge index 11 to the leader: {:?}",
+        rd.messages
+    );
+    persist_ready(&s, &rd);
+    node.advance(rd);
+    assert!(
+        !node.has_ready(),
+        "nothing left once the snapshot is applied"
+    );
+    assert!(node.raft.raft_log.pending_snapshot.is_none());
+}
+
+/// A snapshot older than the commit index is ignored, even when the node no longer holds the
+/// snapshot's last entry (it installed a newer snapshot, or compacted past it): the log, the
+/// commit index and the pending snapshot stay as they are.
+///
+/// Catches a node without the stale-snapshot check: it cannot find the old snapshot's last
+/// entry in its log, so it installs the snapshot and rolls its commit index and log back (a
+/// snapshot the leader sent twice, or one delayed in the network). The original's
+/// `TestRestoreIgnoreSnapshot2C` only uses a snapshot whose last entry the node still holds,
+/// which any implementation ignores.
+#[test]
+fn snapshot_older_than_commit_is_ignored_2c() {
+    let mut r = new_test_raft(2, vec![1, 2], 10, 1, MemStorage::new());
+    let mut m = new_message(1, 2, MsgSnapshot, 2);
+    m.set_snapshot(new_snapshot(11, 2, &[1, 2]));
+    r.step(m).expect("snapshot at 11");
+    assert_eq!(
+        (r.raft_log.first_index(), r.raft_log.committed),
+        (12, 11),
+        "installed at 11"
+    );
+    r.read_messages();
+
+    let mut m = new_message(1, 2, MsgSnapshot, 2);
+    m.set_snapshot(new_snapshot(5, 2, &[1, 2]));
+    r.step(m).expect("the older snapshot at 5");
+    assert_eq!(
+        (
+            r.raft_log.first_index(),
+            r.raft_log.last_index(),
+            r.raft_log.committed
+        ),
+        (12, 11, 11),
+        "a snapshot at 5 reached a node committed at 11: it must change nothing"
+    );
+    assert_eq!(
+        r.raft_log
+            .pending_snapshot
+            .as_ref()
+            .map(|s| s.get_metadata().index),
+        Some(11),
+        "the snapshot at 11 is still the one to hand out"
+    );
+    for m in r.read_messages() {
+        assert!(
+            m.msg_type == MsgAppendResponse && !m.reject && m.index >= 11,
+            "any reply must acknowledge what the node has (11), got {m:?}"
+        );
+    }
+}
+
+/// The log drops from memory exactly the entries storage compacted: after storage compacts
+/// to 4, the log's first index is 5 and the term of entry 4 is still known (it is the
+/// previous entry of an append of 5).
+///
+/// Catches an off-by-one in `maybe_compact` that drops entry 5 too: the leader then believes
+/// entry 5 is gone and sends a snapshot to a follower that only needed entries from 5 on.
+/// (Not in the original, whose tests never compact the log in memory.)
+#[test]
+fn log_compacts_exactly_what_storage_compacted_2c() {
+    let s = storage_with(&ents_of_terms(&[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]));
+    s.wl().set_hard_state(hard_state(1, 10));
+    let mut c = new_test_config(1, 10, 1);
+    c.peers = vec![1, 2, 3];
+    c.applied = 10;
+    let mut r = new_test_raft_with_config(&c, s.clone());
+    s.wl().compact(4).expect("compact storage to 4");
+    r.raft_log.maybe_compact();
+    assert_eq!(
+        r.raft_log.first_index(),
+        5,
+        "storage compacted entries 1..=4: entry 5 must stay"
+    );
+    assert_eq!(
+        r.raft_log.term(4),
+        Ok(1),
+        "the term of the compacted entry 4"
+    );
+    assert_eq!(
+        r.raft_log.all_entries().first().map(|e| e.index),
+        Some(5),
+        "the first entry the log holds"
+    );
+
+    // A leader can still bring a follower that lacks entry 5 up to date by appends.
+    r.become_candidate();
+    r.become_leader();
+    r.read_messages();
+    r.prs.get_mut(&2).expect("progress of node 2").next_idx = 5;
+    assert!(r.send_append(2), "something goes to node 2");
+    let msgs = r.read_messages();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(
+        (msgs[0].msg_type, msgs[0].index, msgs[0].log_term),
+        (MsgAppend, 4, 1),
+        "entries from 5 are in the log: an append after (4, 1), not a snapshot: {msgs:?}"
+    );
+}
+
+/// A snapshot whose last entry the follower already holds (same index and term) only moves
+/// the commit index: the entries after it stay, and no snapshot is handed out.
+///
+/// Catches a follower that resets its log to every snapshot newer than its commit index: a
+/// snapshot delayed in the network while appends brought the follower to 15 would drop
+/// entries 12..=15, which the leader counts as replicated there (it may already have
+/// committed them with this follower's acknowledgement). The original has no test with a
+/// snapshot inside the follower's log above its commit index.
+#[test]
+fn snapshot_within_log_keeps_later_entries_2c() {
+    let s = MemStorage::new_with_conf_state(vec![1, 2]);
+    s.wl().append(&ents_of_terms(&[1; 15])).expect("append");
+    s.wl().set_hard_state(hard_state(1, 5));
+    let mut c = new_test_config(2, 10, 1);
+    c.peers = vec![1, 2];
+    let mut r = new_test_raft_with_config(&c, s);
+    r.become_follower(1, 1);
+
+    let mut m = new_message(1, 2, MsgSnapshot, 1);
+    m.set_snapshot(new_snapshot(11, 1, &[1, 2]));
+    r.step(m).expect("snapshot at (11, 1)");
+    assert_eq!(
+        (r.raft_log.last_index(), r.raft_log.committed),
+        (15, 11),
+        "node 2 holds (11, 1) and entries up to 15: the snapshot commits 11 and drops nothing"
+    );
+    assert_eq!(r.raft_log.all_entries().len(), 15, "every entry stays");
+    assert!(
+        r.raft_log.pending_snapshot.is_none(),
+        "nothing to install: the log already has the snapshot's entries"
+    );
+    let msgs = r.read_messages();
+    assert!(
+        msgs.len() == 1
+            && msgs[0].msg_type == MsgAppendResponse
+            && !msgs[0].reject
+            && msgs[0].index >= 11,
+        "the reply acknowledges at least the snapshot's index: {msgs:?}"
+    );
+}

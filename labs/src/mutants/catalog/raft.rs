@@ -307,12 +307,12 @@ pub const ENTRIES: &[Mutant] = &[
         replace: "",
     },
     Mutant {
-        id: "2c-snapshot-keeps-stabled",
+        id: "2c-snapshot-drops-matching-suffix",
         stage: "2c",
-        bug: "installing a snapshot resets committed and applied but leaves the stabled index where it was",
-        file: "raft/src/raft_log.rs",
-        after: "pub fn restore(",
-        find: "self.stabled = meta.index;",
+        bug: "a follower resets its log to every snapshot, even one whose last entry it already holds",
+        file: "raft/src/raft.rs",
+        after: "pub fn handle_snapshot(",
+        find: "if self.raft_log.match_term(index, meta.term) {\n            // The log already holds the snapshot's last entry: only the commit index moves.\n            // Resetting would drop entries this node may have acknowledged beyond it.\n            self.raft_log.commit_to(index);\n            self.send(Message {\n                msg_type: MessageType::MsgAppendResponse,\n                to: m.from,\n                index: self.raft_log.committed,\n                ..Default::default()\n            });\n            return;\n        }\n",
         replace: "",
     },
     Mutant {
