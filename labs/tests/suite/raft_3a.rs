@@ -422,3 +422,293 @@ fn transfer_non_member_3a() {
     let _ = r.step(new_message(3, 1, MsgRequestVoteResponse, 0));
     assert_eq!(r.state, Follower);
 }
+
+// ---------------------------------------------------------------------------------------
+// Beyond the original: what a leader does while a transfer is pending, how long a transfer
+// lasts, and the rules that keep membership changes one at a time.
+// ---------------------------------------------------------------------------------------
+
+/// The `EntryConfChange` entry carrying `cc`, as a proposal holds it.
+fn conf_change_entry(cc: &ConfChange) -> Entry {
+    let mut e = new_entry(0, 0, &encode(cc));
+    e.entry_type = EntryType::EntryConfChange;
+    e
+}
+
+/// Proposes `cc` to node `r` (as `RawNode::propose_conf_change` does).
+fn propose_cc(r: &mut TestRaft, cc: &ConfChange) -> Result<(), raft::Error> {
+    let id = r.id;
+    r.step(new_message_with_entries(
+        id,
+        id,
+        MsgPropose,
+        0,
+        vec![conf_change_entry(cc)],
+    ))
+}
+
+/// The indexes of the conf-change entries of `r`'s log after its applied index.
+fn unapplied_conf_changes(r: &TestRaft) -> Vec<u64> {
+    r.raft_log
+        .all_entries()
+        .iter()
+        .filter(|e| e.index > r.raft_log.applied && e.entry_type == EntryType::EntryConfChange)
+        .map(|e| e.index)
+        .collect()
+}
+
+/// A leader drops proposals while a transfer is pending, and accepts them again once the
+/// transfer is cancelled.
+///
+/// Catches a leader that keeps appending during a transfer: every new entry puts the
+/// transferee behind again, so the hand-over may never happen, and the entries may be lost
+/// when the transferee wins (Raft thesis §3.10: the leader stops accepting new client
+/// requests). The original returns `ErrProposalDropped` but no 3A test checks it.
+#[test]
+fn proposal_dropped_during_transfer_3a() {
+    let mut net = leader_1_network();
+    net.isolate(3);
+    net.send(vec![transfer(3, 1)]);
+    assert_eq!(
+        net.peer(1).lead_transferee,
+        Some(3),
+        "the transfer must be pending"
+    );
+    let last = net.peer(1).raft_log.last_index();
+    assert_eq!(
+        net.peer_mut(1).step(propose(1, 1, b"during the transfer")),
+        Err(raft::Error::ProposalDropped),
+        "a leader transferring leadership must drop proposals"
+    );
+    assert_eq!(
+        net.peer(1).raft_log.last_index(),
+        last,
+        "the dropped proposal must not enter the log"
+    );
+
+    net.send(vec![transfer(1, 1)]);
+    assert_eq!(
+        net.peer_mut(1).step(propose(1, 1, b"after the transfer")),
+        Ok(()),
+        "once the transfer is cancelled, proposals are accepted again"
+    );
+}
+
+/// A pending transfer lasts one election timeout from the request (not from whenever the
+/// leader's clock last wrapped): the transferee has `election_timeout - 1` ticks to take
+/// over, and at the next tick the leader gives up and accepts proposals again.
+///
+/// Catches a leader that never abandons a transfer to an unreachable transferee (it would
+/// drop every proposal for good), and one that does not restart its election clock when the
+/// transfer starts (the transfer may be abandoned at the very next tick). The original
+/// checks neither.
+#[test]
+fn pending_transfer_lasts_one_election_timeout_3a() {
+    let mut net = leader_1_network();
+    net.isolate(3);
+    let et = net.peer(1).election_timeout;
+    for _ in 1..et {
+        net.peer_mut(1).tick();
+    }
+    net.peer_mut(1).read_messages();
+    net.send(vec![transfer(3, 1)]);
+    assert_eq!(net.peer(1).lead_transferee, Some(3), "the transfer starts");
+    for t in 1..et {
+        net.peer_mut(1).tick();
+        assert_eq!(
+            net.peer(1).lead_transferee,
+            Some(3),
+            "{t} ticks after the request (election timeout {et}): the transfer must still be \
+             pending"
+        );
+    }
+    net.peer_mut(1).tick();
+    let lead = net.peer_mut(1);
+    assert_eq!(
+        (lead.state, lead.lead_transferee),
+        (Leader, None),
+        "{et} ticks after the request the leader must abandon the transfer and stay leader"
+    );
+    assert_eq!(
+        lead.step(propose(1, 1, b"after giving up")),
+        Ok(()),
+        "after abandoning the transfer the leader accepts proposals"
+    );
+}
+
+/// Removing the target of a pending transfer cancels the transfer.
+///
+/// Catches a leader that keeps waiting for a node no longer in the group: it drops every
+/// proposal until the election timeout ends the transfer. (Not in the original.)
+#[test]
+fn removing_transferee_cancels_transfer_3a() {
+    let mut net = leader_1_network();
+    net.isolate(3);
+    net.send(vec![transfer(3, 1)]);
+    assert_eq!(
+        net.peer(1).lead_transferee,
+        Some(3),
+        "the transfer must be pending"
+    );
+    net.peer_mut(1).remove_node(3);
+    let lead = net.peer_mut(1);
+    assert_eq!(
+        lead.lead_transferee, None,
+        "node 3 left the group: the transfer to it must be cancelled"
+    );
+    assert_eq!(lead.step(propose(1, 1, b"x")), Ok(()), "proposals resume");
+}
+
+/// The leader sends `MsgTimeoutNow` only once the transferee has its whole log, not merely
+/// the committed part.
+///
+/// Catches a leader that compares the transferee's match with the commit index: the
+/// transferee campaigns without the leader's last entry, and the entry is lost if it wins
+/// (a proposal the client was never told failed). (Not in the original, whose transferees
+/// lack committed entries or nothing.)
+#[test]
+fn transfer_waits_for_whole_log_3a() {
+    let s = MemStorage::new();
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, s.clone());
+    r.become_candidate();
+    r.become_leader();
+    commit_noop_entry(&mut r, &s);
+    r.step(propose(1, 1, b"x")).expect("proposal");
+    r.read_messages();
+    assert_eq!(
+        (
+            r.raft_log.committed,
+            r.raft_log.last_index(),
+            r.prs[&3].matched
+        ),
+        (1, 2, 1),
+        "entry 2 is neither committed nor on node 3"
+    );
+
+    r.step(transfer(3, 1)).expect("transfer to 3");
+    let msgs = r.read_messages();
+    assert!(
+        msgs.iter().all(|m| m.msg_type != MsgTimeoutNow),
+        "node 3 lacks entry 2: no MsgTimeoutNow yet, got {msgs:?}"
+    );
+    assert_eq!(r.lead_transferee, Some(3), "the transfer is pending");
+
+    let mut ack = new_message(3, 1, MsgAppendResponse, r.term);
+    ack.index = 2;
+    r.step(ack).expect("node 3 acks entry 2");
+    let timeout_now: Vec<u64> = r
+        .read_messages()
+        .iter()
+        .filter(|m| m.msg_type == MsgTimeoutNow)
+        .map(|m| m.to)
+        .collect();
+    assert_eq!(
+        timeout_now,
+        vec![3],
+        "node 3 has the whole log now: exactly one MsgTimeoutNow, to node 3"
+    );
+}
+
+/// A leader accepts a conf change only when no other one is unapplied: a second proposal is
+/// refused (or, etcd style, turned into a normal entry), and accepted once the first is
+/// applied.
+///
+/// Catches a leader that lets two conf changes be in flight: with single-step changes, two
+/// unapplied changes can build configurations whose majorities do not overlap. (The
+/// original's `TestRawNodeProposeAddDuplicateNode3A` always applies one change before it
+/// proposes the next, so it never notices.)
+#[test]
+fn second_conf_change_refused_while_one_pending_3a() {
+    let s = MemStorage::new();
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, s.clone());
+    r.become_candidate();
+    r.become_leader();
+    commit_noop_entry(&mut r, &s);
+    let add4 = conf_change(ConfChangeType::AddNode, 4);
+    let remove3 = conf_change(ConfChangeType::RemoveNode, 3);
+    propose_cc(&mut r, &add4).expect("the first conf change");
+    assert_eq!(unapplied_conf_changes(&r), vec![2]);
+
+    let _ = propose_cc(&mut r, &remove3);
+    assert_eq!(
+        unapplied_conf_changes(&r),
+        vec![2],
+        "AddNode 4 (index 2) is not applied yet: RemoveNode 3 must not enter the log as a \
+         conf change"
+    );
+
+    // Node 2 acknowledges, AddNode 4 commits and is applied.
+    let last = r.raft_log.last_index();
+    let mut ack = new_message(2, 1, MsgAppendResponse, r.term);
+    ack.index = last;
+    r.step(ack).expect("node 2's ack");
+    next_ents(&mut r, &s);
+    assert_eq!(r.raft_log.applied, last, "everything is applied");
+    propose_cc(&mut r, &remove3).expect("the next conf change");
+    assert_eq!(
+        unapplied_conf_changes(&r),
+        vec![last + 1],
+        "with nothing pending, RemoveNode 3 is accepted"
+    );
+}
+
+/// A new leader whose log holds an unapplied conf change (from an earlier term) refuses
+/// another until that one is applied.
+///
+/// Catches a leader that resets its pending conf index to 0 on election: it accepts a second
+/// change while the first is still in flight (the single-server change bug across leader
+/// changes, see pitfalls.md). (Not in the original.)
+#[test]
+fn new_leader_respects_unapplied_conf_change_3a() {
+    let add4 = conf_change(ConfChangeType::AddNode, 4);
+    let mut cc_entry = conf_change_entry(&add4);
+    cc_entry.index = 2;
+    cc_entry.term = 1;
+    let s = storage_with(&[empty_entry(1, 1), cc_entry]);
+    s.wl().set_hard_state(hard_state(1, 0));
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, s.clone());
+    r.become_candidate();
+    r.become_leader();
+    assert_eq!(r.raft_log.applied, 0, "nothing is applied");
+
+    let remove3 = conf_change(ConfChangeType::RemoveNode, 3);
+    let _ = propose_cc(&mut r, &remove3);
+    assert_eq!(
+        unapplied_conf_changes(&r),
+        vec![2],
+        "the new leader's log holds AddNode 4 (index 2), unapplied: RemoveNode 3 must not \
+         enter the log as a conf change"
+    );
+
+    // The no-op commits everything before it; once applied, a change may be proposed.
+    let last = r.raft_log.last_index();
+    let mut ack = new_message(2, 1, MsgAppendResponse, r.term);
+    ack.index = last;
+    r.step(ack).expect("node 2's ack");
+    next_ents(&mut r, &s);
+    assert_eq!(r.raft_log.applied, last, "everything is applied");
+    propose_cc(&mut r, &remove3).expect("the next conf change");
+    assert_eq!(unapplied_conf_changes(&r), vec![last + 1]);
+}
+
+/// Adding a node that is already a member changes nothing, its progress included.
+///
+/// Catches an `add_node` that overwrites the member's progress: a repeated AddNode (the
+/// scheduler repeats its conf changes until it sees them applied) resets a live follower's
+/// match to 0, and the leader re-sends its log and may stop committing. The original's
+/// `TestRawNodeProposeAddDuplicateNode3A` re-adds the single leader itself, whose own match
+/// the next append restores.
+#[test]
+fn add_existing_node_keeps_progress_3a() {
+    let mut net = leader_1_network();
+    net.send(vec![propose(1, 1, b"x")]);
+    let before = net.peer(1).prs.clone();
+    assert_eq!(before[&2].matched, 2, "node 2 has the no-op and x");
+    net.peer_mut(1).add_node(2);
+    net.peer_mut(1).add_node(1);
+    assert_eq!(
+        net.peer(1).prs,
+        before,
+        "re-adding members 2 and 1 must leave every progress as it was"
+    );
+}
