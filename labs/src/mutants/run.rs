@@ -375,13 +375,22 @@ fn run_one(mutant: &Mutant, scratch: &Scratch, opts: &MutantsOptions) -> io::Res
         Ok(b) => b,
         Err(failure) => return Ok(result(Verdict::DoesNotBuild(failure.output), build)),
     };
-    let tests: Vec<String> = list_tests(&binary)?
+    let mut tests: Vec<String> = list_tests(&binary)?
         .into_iter()
         .filter(|t| Stage::of_test(t) == Some(stage))
         .collect();
+    // Unit-level tests first: they catch most bugs in milliseconds, a cluster test in seconds.
+    tests.sort_by_key(|t| runs_a_cluster(t));
     let verdict = run_stage(&binary, &tests, &scratch.tree, opts);
     drop(restore);
     Ok(result(verdict, build))
+}
+
+/// Whether a test runs a simulated cluster (seconds, not milliseconds), by its module.
+fn runs_a_cluster(test: &str) -> bool {
+    ["cluster_", "snapshot_faults_"]
+        .iter()
+        .any(|m| test.starts_with(m))
 }
 
 /// The suite build of a scratch copy. Every stage's tests are built into one binary, so moving
@@ -513,6 +522,26 @@ mod tests {
         let (message, seed) = failure_summary(output);
         assert_eq!(message, "key k: expected v1, got v2\nat virtual 3.2 s");
         assert_eq!(seed.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn cluster_tests_run_last() {
+        let mut tests = vec![
+            "cluster_2c::one_snapshot_2c",
+            "raft_2c::restore_2c",
+            "snapshot_faults_2c::x_2c",
+            "peer_storage_2c::y_2c",
+        ];
+        tests.sort_by_key(|t| runs_a_cluster(t));
+        assert_eq!(
+            tests,
+            [
+                "raft_2c::restore_2c",
+                "peer_storage_2c::y_2c",
+                "cluster_2c::one_snapshot_2c",
+                "snapshot_faults_2c::x_2c"
+            ]
+        );
     }
 
     #[test]
