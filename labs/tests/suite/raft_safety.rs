@@ -750,9 +750,19 @@ fn safety_with_transfers_5_nodes_3a() {
 #[cfg(feature = "2ab")]
 fn settled_cluster(n: usize) -> Cluster {
     let mut c = Cluster::new(n, false);
+    // Bounded: a node that answers every message with more messages (a storm) must fail
+    // this test, not hang it. A healthy group settles in a few dozen rounds.
+    let mut rounds = 0;
     for _ in 0..200 {
         c.run(&Op::TickAll).expect("a healthy run is safe");
         while !c.inflight.is_empty() {
+            rounds += 1;
+            assert!(
+                rounds <= 2_000 && c.inflight.len() <= 1_000,
+                "the group never goes quiet: after {rounds} rounds of deliveries {} messages are \
+                 still in flight; does a node answer every message with new ones?",
+                c.inflight.len()
+            );
             c.run(&Op::DeliverSome).expect("a healthy run is safe");
         }
         if c.nodes.iter().any(|nd| nd.raft().state == Leader) {
