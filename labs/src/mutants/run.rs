@@ -109,7 +109,7 @@ impl MutantsReport {
         writeln!(out)?;
         writeln!(
             out,
-            "{:<28} {:<5} {:<9} {:>8}  first failing test",
+            "{:<36} {:<5} {:<9} {:>8}  first failing test",
             "mutant", "stage", "verdict", "caught"
         )?;
         for r in &self.results {
@@ -121,7 +121,7 @@ impl MutantsReport {
             };
             writeln!(
                 out,
-                "{:<28} {:<5} {:<9} {:>8}  {}",
+                "{:<36} {:<5} {:<9} {:>8}  {}",
                 r.mutant.id,
                 r.mutant.stage,
                 r.verdict.label(),
@@ -310,7 +310,7 @@ fn progress_line(done: usize, total: usize, r: &MutantResult, started: Instant, 
         Verdict::DoesNotApply(why) => why.clone(),
     };
     let line = format!(
-        "[{}{}] {done:>3}/{total} {:>5.0} s  {:<8} {:<28} {detail}",
+        "[{}{}] {done:>3}/{total} {:>5.0} s  {:<8} {:<36} {detail}",
         "#".repeat(filled),
         "-".repeat(WIDTH - filled),
         started.elapsed().as_secs_f64(),

@@ -802,3 +802,29 @@ fn follower_commit_never_decreases_2ab() {
         "the late append matches the log: nothing may change"
     );
 }
+
+/// Only a leader accepts a proposal: a follower or a candidate refuses it with
+/// `ProposalDropped` and appends nothing. The store relies on that error to answer the client
+/// `NotLeader` at once; a node that swallows the proposal silently leaves the client waiting
+/// for an answer that never comes. (The original drops such proposals too, but no 2AB test
+/// checks the error.) Found by `cargo mutants`: deleting the `MsgPropose` arm of the
+/// follower's or the candidate's handler passed every raft suite.
+#[test]
+fn only_a_leader_accepts_proposals_2ab() {
+    let mut follower = new_test_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new());
+    let mut candidate = new_test_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new());
+    candidate.become_candidate();
+    for (role, r) in [("follower", &mut follower), ("candidate", &mut candidate)] {
+        let last = r.raft_log.last_index();
+        assert_eq!(
+            r.step(propose(1, 1, b"somedata")),
+            Err(raft::Error::ProposalDropped),
+            "a {role} must refuse a proposal with ProposalDropped"
+        );
+        assert_eq!(
+            r.raft_log.last_index(),
+            last,
+            "a {role} appended a proposal it cannot replicate"
+        );
+    }
+}

@@ -171,6 +171,38 @@ fn members(r: &TestRaft) -> Vec<u64> {
     r.prs.keys().copied().collect()
 }
 
+/// `RawNode::apply_conf_change` changes the membership and returns it; a change naming node 0
+/// changes nothing. Catches an `apply_conf_change` that only reports the conf state, or that
+/// tests the node id the wrong way round: the original's raw-node test applies changes but
+/// never looks at the membership they produce. Found by `cargo mutants`.
+#[test]
+fn raw_node_apply_conf_change_changes_membership_3a() {
+    let s = MemStorage::new();
+    let mut node = single_raw_node(&s);
+    let cs = node
+        .apply_conf_change(&conf_change(ConfChangeType::AddNode, 2))
+        .expect("add node 2");
+    assert_eq!(cs.voters, vec![1, 2], "the conf state after adding node 2");
+    assert_eq!(
+        members(&node.raft),
+        vec![1, 2],
+        "node 2 must get a progress"
+    );
+    let cs = node
+        .apply_conf_change(&conf_change(ConfChangeType::RemoveNode, 1))
+        .expect("remove node 1");
+    assert_eq!(cs.voters, vec![2], "the conf state after removing node 1");
+    assert_eq!(members(&node.raft), vec![2]);
+    let cs = node
+        .apply_conf_change(&conf_change(ConfChangeType::AddNode, 0))
+        .expect("a change for node 0");
+    assert_eq!(
+        cs.voters,
+        vec![2],
+        "a change for node 0 must change nothing"
+    );
+}
+
 /// `add_node` adds a member.
 #[test]
 fn add_node_3a() {

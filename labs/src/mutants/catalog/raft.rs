@@ -469,4 +469,22 @@ pub const ENTRIES: &[Mutant] = &[
         find: "if !self.promotable() {\n            return;\n        }",
         replace: "",
     },
+    Mutant {
+        id: "2ab-follower-swallows-proposal",
+        stage: "2ab",
+        bug: "a follower ignores a proposal instead of refusing it, so the client is never told",
+        file: "raft/src/raft.rs",
+        after: "fn step_follower(",
+        find: "MessageType::MsgPropose => Err(Error::ProposalDropped),",
+        replace: "",
+    },
+    Mutant {
+        id: "3a-conf-change-not-applied",
+        stage: "3a",
+        bug: "RawNode::apply_conf_change reports the membership without changing it",
+        file: "raft/src/raw_node.rs",
+        after: "pub fn apply_conf_change(",
+        find: "if cc.node_id != 0 {",
+        replace: "if cc.node_id != 0 && false {",
+    },
 ];
