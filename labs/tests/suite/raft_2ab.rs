@@ -828,3 +828,51 @@ fn only_a_leader_accepts_proposals_2ab() {
         );
     }
 }
+
+/// Every append a leader sends carries consecutive entries that start right after its
+/// `index`, whatever else is queued for that follower. Here an append is still queued for
+/// node 2 when node 2's rejection moves its `next_idx` back: the retry must go out as its
+/// own message (or a correct continuation), never as entries glued onto the queued append,
+/// which a follower would store out of order. Found by `cargo mutants` in the leader's
+/// batching of appends; the original's tests drain messages after every step and never
+/// queue two appends for one follower.
+#[test]
+fn appends_carry_consecutive_entries_2ab() {
+    let mut r = new_test_raft(1, vec![1, 2], 10, 1, MemStorage::new());
+    r.become_candidate();
+    r.become_leader();
+    // The no-op's append to node 2 stays queued; the proposal continues it.
+    r.step(propose(1, 1, b"a")).expect("propose");
+    // Node 2 rejects the probe at index 1: its next index moves back to 1 while the append
+    // above is still queued.
+    let reject = Message {
+        msg_type: MsgAppendResponse,
+        from: 2,
+        to: 1,
+        term: r.term,
+        reject: true,
+        index: 1,
+        reject_hint: 0,
+        ..Default::default()
+    };
+    r.step(reject).expect("step the rejection");
+    let appends: Vec<Message> = r
+        .read_messages()
+        .into_iter()
+        .filter(|m| m.msg_type == MsgAppend && m.to == 2)
+        .collect();
+    assert!(!appends.is_empty(), "the leader must send node 2 an append");
+    for m in &appends {
+        let indexes: Vec<u64> = m.entries.iter().map(|e| e.index).collect();
+        let want: Vec<u64> = (m.index + 1..m.index + 1 + indexes.len() as u64).collect();
+        assert_eq!(
+            indexes, want,
+            "an append with index {} must carry entries {want:?} in order, got {indexes:?}",
+            m.index
+        );
+    }
+    assert!(
+        appends.iter().any(|m| m.index == 0 && m.entries.len() == 2),
+        "after the rejection node 2 must be sent the whole log from index 1: {appends:?}"
+    );
+}

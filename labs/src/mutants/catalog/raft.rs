@@ -487,4 +487,13 @@ pub const ENTRIES: &[Mutant] = &[
         find: "if cc.node_id != 0 {",
         replace: "if cc.node_id != 0 && false {",
     },
+    Mutant {
+        id: "2ab-retry-glued-to-queued-append",
+        stage: "2ab",
+        bug: "the leader glues a retry's entries onto an append still queued for that follower, out of order",
+        file: "raft/src/raft.rs",
+        after: "pub fn send_append(",
+        find: "m.msg_type == MessageType::MsgAppend\n                && m.term == term",
+        replace: "m.msg_type == MessageType::MsgAppend\n                || m.term == term",
+    },
 ];
