@@ -244,3 +244,22 @@ fn has_ready_for_messages_alone_2ac() {
     };
     assert_eq!(rd, want, "only the heartbeat's reply is pending");
 }
+
+/// A restarted node whose log holds committed entries it has not applied has work pending,
+/// though nothing else changed: `has_ready` must say so, or an application that waits for
+/// `has_ready` before calling `ready` never re-applies those entries after a crash. The
+/// original's restart test calls `ready` without asking. Found by `cargo mutants`: requiring
+/// committed entries *and* a pending snapshot passed every raft suite.
+#[test]
+fn has_ready_for_committed_entries_alone_2ac() {
+    let entries = vec![empty_entry(1, 1), new_entry(2, 1, b"foo")];
+    let storage = MemStorage::new();
+    storage.wl().set_hard_state(hard_state(1, 2));
+    storage.wl().append(&entries).expect("append");
+    let c = new_test_config(1, 10, 1);
+    let node = RawNode::new(&c, storage).expect("RawNode::new");
+    assert!(
+        node.has_ready(),
+        "entries 1 and 2 are committed but not applied: has_ready must be true"
+    );
+}

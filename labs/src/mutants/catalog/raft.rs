@@ -496,4 +496,22 @@ pub const ENTRIES: &[Mutant] = &[
         find: "m.msg_type == MessageType::MsgAppend\n                && m.term == term",
         replace: "m.msg_type == MessageType::MsgAppend\n                || m.term == term",
     },
+    Mutant {
+        id: "2ac-has-ready-ignores-committed",
+        stage: "2ac",
+        bug: "has_ready forgets committed entries waiting to be applied, so a restarted node never applies them",
+        file: "raft/src/raw_node.rs",
+        after: "pub fn has_ready(",
+        find: "|| r.raft_log.has_next_ents()",
+        replace: "",
+    },
+    Mutant {
+        id: "3a-timeout-now-to-any-follower",
+        stage: "3a",
+        bug: "the leader sends MsgTimeoutNow to whichever follower catches up, not only to the transferee",
+        file: "raft/src/raft.rs",
+        after: "fn maybe_finish_transfer(",
+        find: "if self.lead_transferee != Some(id) {",
+        replace: "if self.lead_transferee == Some(id) {",
+    },
 ];
