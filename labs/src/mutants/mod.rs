@@ -182,7 +182,7 @@ fn inside_lab_region(source: &str, start: usize, end: usize) -> bool {
 mod tests {
     use super::*;
 
-    const SOURCE: &str = "fn a() {\n    x = 1;\n}\nfn b() {\n    // lab:begin 2aa\n    // lab:stub todo!()\n    x = 1;\n    // lab:end 2aa\n}\n";
+    const SOURCE: &str = "fn a() {\n    x = 1;\n}\nfn b() {\n    // lab:begin 2aa\n    // lab:stub x = 0;\n    x = 1;\n    // lab:end 2aa\n}\n";
 
     fn mutant(after: &'static str, find: &'static str, replace: &'static str) -> Mutant {
         Mutant {
@@ -203,7 +203,7 @@ mod tests {
             out.contains("fn a() {\n    x = 1;"),
             "before the anchor untouched"
         );
-        assert!(out.contains("todo!()\n    x = 2;"));
+        assert!(out.contains("x = 0;\n    x = 2;"));
         assert_eq!(mutant("fn b()", "x = 1;", "x = 2;").line(SOURCE), Some(7));
     }
 
