@@ -43,6 +43,14 @@ pub struct Config {
     /// Background tasks write the kv engine in batches of about this many bytes (snapshot
     /// ingest, range deletes): the memory a task holds, and the length of one simulated step.
     pub task_batch_bytes: usize,
+    /// How often a leader checks whether its region has grown past [`Config::region_max_size`]
+    /// (the split-check tick).
+    pub split_region_check_tick_interval: Duration,
+    /// A region whose data (key + value bytes of the default column family) exceeds this is
+    /// split ...
+    pub region_max_size: u64,
+    /// ... at the first key where the running size exceeds this.
+    pub region_split_size: u64,
     /// Seeds the election timeouts of this store's raft groups (a runtime sets it from its
     /// own seeded RNG so a simulated run replays exactly).
     pub seed: u64,
@@ -64,6 +72,9 @@ impl Default for Config {
             snap_chunk_size: 1 << 20,
             snap_receive_timeout: Duration::from_secs(60),
             task_batch_bytes: 1 << 20,
+            split_region_check_tick_interval: Duration::from_secs(10),
+            region_max_size: 144 << 20,
+            region_split_size: 96 << 20,
             seed: 0,
         }
     }
@@ -72,7 +83,8 @@ impl Default for Config {
 impl Config {
     /// The original's test configuration: 50 ms base tick, heartbeat every 2 ticks, election
     /// after 10 (to 19) ticks, region heartbeat every 100 ms, store heartbeat every 500 ms,
-    /// raft-log GC checked every tick with the original's count limit of 128,000 entries.
+    /// raft-log GC checked every tick with the original's count limit of 128,000 entries,
+    /// split check every 100 ms (regions of 144 MiB split at 96 MiB, as the original's).
     /// Snapshots travel in 16 KiB chunks (so the cluster suites' small regions still take
     /// several) and tasks write in 64 KiB batches.
     pub fn test() -> Self {
@@ -89,6 +101,9 @@ impl Config {
             snap_chunk_size: 16 << 10,
             snap_receive_timeout: Duration::from_secs(5),
             task_batch_bytes: 64 << 10,
+            split_region_check_tick_interval: Duration::from_millis(100),
+            region_max_size: 144 << 20,
+            region_split_size: 96 << 20,
             seed: 0,
         }
     }
@@ -118,6 +133,10 @@ impl Config {
             ("kv_sync_interval", self.kv_sync_interval),
             ("raft_log_gc_tick_interval", self.raft_log_gc_tick_interval),
             ("snap_receive_timeout", self.snap_receive_timeout),
+            (
+                "split_region_check_tick_interval",
+                self.split_region_check_tick_interval,
+            ),
         ] {
             if interval < self.raft_base_tick {
                 return Err(Error::other(format!(
@@ -133,6 +152,12 @@ impl Config {
             return Err(Error::other(format!(
                 "snap_chunk_size ({}) must be between {MIN_CHUNK} and {MAX_CHUNK} bytes",
                 self.snap_chunk_size
+            )));
+        }
+        if self.region_split_size == 0 || self.region_split_size > self.region_max_size {
+            return Err(Error::other(format!(
+                "region_split_size ({}) must be positive and at most region_max_size ({})",
+                self.region_split_size, self.region_max_size
             )));
         }
         if self.task_batch_bytes == 0 {

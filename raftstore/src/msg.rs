@@ -1,7 +1,7 @@
 //! What a runtime hands a store, and what the store hands back to clients.
 
 use engine::{Cf, DbIterator, Snapshot};
-use proto::metapb::Region;
+use proto::metapb::{Region, RegionEpoch};
 use proto::raft_cmdpb::{RaftCmdRequest, RaftCmdResponse};
 use proto::raft_serverpb::{RaftMessage, SnapshotChunk};
 use proto::schedulerpb::RegionHeartbeatResponse;
@@ -79,6 +79,20 @@ pub enum StoreEvent {
     SchedulerResponse(RegionHeartbeatResponse),
     /// A background task this store spawned has finished.
     TaskDone(TaskResult),
+    /// Split `region_id` at `split_key` (sent by the split checker, or by a test or tool):
+    /// if the region's leader is here and its epoch is still `region_epoch`, the store asks
+    /// the scheduler for the new ids and proposes a `Split` admin command. `cb`, if any, gets
+    /// the command's answer (or the reason it was not proposed).
+    SplitRegion {
+        /// The region to split.
+        region_id: u64,
+        /// The region's epoch when the split key was chosen; a newer epoch refuses the split.
+        region_epoch: RegionEpoch,
+        /// The first key of the new right-hand region.
+        split_key: Vec<u8>,
+        /// Answered with the split's outcome.
+        cb: Option<Callback>,
+    },
 }
 
 impl std::fmt::Debug for StoreEvent {
@@ -120,6 +134,15 @@ impl std::fmt::Debug for StoreEvent {
             StoreEvent::SchedulerResponse(r) => {
                 write!(f, "SchedulerResponse(region {})", r.region_id)
             }
+            StoreEvent::SplitRegion {
+                region_id,
+                split_key,
+                ..
+            } => write!(
+                f,
+                "SplitRegion(region {region_id} at {:?})",
+                String::from_utf8_lossy(split_key)
+            ),
         }
     }
 }

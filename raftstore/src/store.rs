@@ -304,6 +304,14 @@ impl Store {
             StoreEvent::SchedulerResponse(_) => {
                 // Operators from the scheduler are carried out from stage 3b on.
             }
+            StoreEvent::SplitRegion { cb, .. } => {
+                if let Some(cb) = cb {
+                    cb(CmdResponse {
+                        resp: error_response(&Error::other("splits come with stage 3b"), 0),
+                        snap: None,
+                    });
+                }
+            }
         }
     }
 
