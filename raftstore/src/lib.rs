@@ -4,7 +4,7 @@
 //! over a [`PeerStorage`] that keeps the raft log and raft state in the store's raft engine and
 //! the apply and region state in its kv engine (see `engine::keys`). A peer message handler
 //! proposes client commands, processes `Ready`s (persist, send, apply, answer callbacks) and
-//! applies admin commands (CompactLog now; TransferLeader, ChangePeer and Split with stage 3b).
+//! applies admin commands (CompactLog, TransferLeader, ChangePeer and Split).
 //!
 //! The store never reads the clock and never spawns threads: it reacts to messages, ticks and
 //! finished tasks from a runtime (the deterministic simulator in `harness`, or a threaded
@@ -21,6 +21,8 @@
 //! | [`snap`] | snapshot files: format, generation and application tasks, chunked transfer, the snapshot directory |
 //! | [`task`] | background tasks and their results |
 //! | [`raftlog_gc`] | deleting compacted raft log entries, after syncing the kv engine |
+//! | [`split_check`] | measuring a region and choosing its split key |
+//! | [`region_cleanup`] | deleting a destroyed peer's data |
 //! | [`error`] | [`Error`] and its mapping onto the `errorpb` errors clients see |
 //! | [`meta`] | typed reads and writes of the persisted per-region states; the initial log index/term 5 |
 //! | [`util`] | region, epoch, key-range and peer facts (`check_key_in_region`, `is_epoch_stale`, `check_region_epoch`, ...) |
@@ -60,8 +62,10 @@ pub mod peer;
 pub mod peer_msg_handler;
 pub mod peer_storage;
 pub mod raftlog_gc;
+pub mod region_cleanup;
 pub mod scheduler_client;
 pub mod snap;
+pub mod split_check;
 pub mod store;
 pub mod task;
 pub mod transport;

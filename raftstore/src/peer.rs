@@ -63,6 +63,17 @@ pub struct Peer {
     /// Where the next raft-log GC starts: one past the last index an earlier GC deleted
     /// (0 after a start: from the first entry still stored).
     pub last_compacted_idx: u64,
+    /// The region's size as the last split check measured it (`None` until one did).
+    pub approximate_size: Option<u64>,
+    /// Bytes written into the region since the last split check was scheduled: once the
+    /// size is known, the next check waits until this reaches a fraction of the split size.
+    pub size_diff_hint: u64,
+    /// Whether a split check of this peer is running.
+    pub(crate) split_check_running: bool,
+    /// Set when an applied conf change removed this peer: the region as it is after the
+    /// removal, for the tombstone. The peer is destroyed once the entries before it are
+    /// written.
+    pub(crate) pending_destroy: Option<Region>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -85,6 +96,15 @@ impl Peer {
                 region.id
             ))
         })?;
+        Peer::with_meta(cfg, engines, region, meta)
+    }
+
+    fn with_meta(
+        cfg: &Config,
+        engines: Engines,
+        region: Region,
+        meta: metapb::Peer,
+    ) -> Result<Peer> {
         let tag = format!("[region {}] {}", region.id, meta.id);
         let peer_cache = region
             .get_peers()
@@ -115,7 +135,43 @@ impl Peer {
             applying_snapshot: None,
             deferred_entries: Vec::new(),
             last_compacted_idx: 0,
+            approximate_size: None,
+            size_diff_hint: 0,
+            split_check_running: false,
+            pending_destroy: None,
         })
+    }
+
+    /// Creates an *uninitialised* replica `meta` of region `region_id` on `store_id`: the
+    /// store learned of the region from a raft message and knows nothing else about it (not
+    /// its range, not its peers). Its log is empty at index and term 0, below the initial
+    /// (5, 5) of every initialised replica, so the region's leader cannot bring it up to date
+    /// by appending entries (it has none from index 1) and sends a snapshot; the snapshot
+    /// brings the region, its range and its data.
+    pub fn replicate(
+        store_id: u64,
+        cfg: &Config,
+        engines: Engines,
+        region_id: u64,
+        meta: metapb::Peer,
+    ) -> Result<Peer> {
+        if meta.store_id != store_id {
+            return Err(Error::other(format!(
+                "peer {} of region {region_id} belongs to store {}, not {store_id}",
+                meta.id, meta.store_id
+            )));
+        }
+        let region = Region {
+            id: region_id,
+            ..Default::default()
+        };
+        Peer::with_meta(cfg, engines, region, meta)
+    }
+
+    /// Whether the replica knows its region (its peers and range): bootstrapped, created by a
+    /// split, or given a snapshot.
+    pub fn is_initialized(&self) -> bool {
+        self.storage().is_initialized()
     }
 
     /// The region as this replica knows it.
@@ -198,14 +254,32 @@ impl Peer {
         }
     }
 
-    /// Reports the region to the scheduler (leaders only).
+    /// Reports the region to the scheduler (leaders only): the region with its epoch and
+    /// peers, this leader, the peers still catching up, and the approximate size.
     pub fn heartbeat_scheduler(&self, scheduler: &mut dyn SchedulerClient) {
         let mut req = RegionHeartbeatRequest::new();
         req.set_region(self.region().clone());
         req.set_leader(self.meta.clone());
+        req.set_pending_peers(self.collect_pending_peers().into());
+        req.approximate_size = self.approximate_size.unwrap_or(0);
         if let Err(e) = scheduler.region_heartbeat(req) {
             tracing::debug!("{} region heartbeat failed: {e}", self.tag);
         }
+    }
+
+    /// The peers of the region that cannot catch up from the leader's log any more: their
+    /// match index is below the truncated index, so they wait for (or apply) a snapshot. A
+    /// just-added peer is pending until its snapshot is in.
+    pub fn collect_pending_peers(&self) -> Vec<metapb::Peer> {
+        let truncated = self.storage().truncated_index();
+        let prs = &self.raft_group.raft.prs;
+        self.region()
+            .get_peers()
+            .iter()
+            .filter(|p| p.id != self.meta.id)
+            .filter(|p| prs.get(&p.id).is_none_or(|pr| pr.matched < truncated))
+            .cloned()
+            .collect()
     }
 
     /// Answers every pending proposal with `err` (the peer is going away).

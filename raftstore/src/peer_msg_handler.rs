@@ -9,7 +9,10 @@
 //! which the peer processes no `Ready`.
 
 mod admin;
+mod conf_change;
+mod destroy;
 mod snapshot;
+mod split;
 
 use engine::{Cf, Durability, WriteBatch};
 use proto::eraftpb::{Entry, EntryType};
@@ -36,14 +39,14 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
         PeerMsgHandler { peer, ctx }
     }
 
-    /// Steps a raft message from another store into the peer (provided framework code).
+    /// Steps a raft message from another store into the peer, unless it is stale (provided
+    /// framework code; see `destroy` for what stale means and what it does).
     pub fn on_raft_msg(&mut self, msg: RaftMessage) -> Result<()> {
-        if msg.get_to_peer().id != self.peer.meta.id {
-            return Err(Error::other(format!(
-                "{} got a message for peer {}",
-                self.peer.tag,
-                msg.get_to_peer().id
-            )));
+        if self.peer.stopped {
+            return Ok(());
+        }
+        if let destroy::Verdict::Drop = self.check_message(&msg) {
+            return Ok(());
         }
         let from = msg.get_from_peer().clone();
         self.peer.peer_cache.insert(from.id, from);
@@ -76,6 +79,13 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
         {
             self.on_raft_log_gc_tick();
         }
+        if self
+            .peer
+            .ticks
+            .is_multiple_of(cfg.ticks(cfg.split_region_check_tick_interval))
+        {
+            self.on_split_region_check_tick();
+        }
     }
 
     /// The checks every command passes before it is proposed (provided framework code): the
@@ -105,7 +115,29 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
         if header.term != 0 && self.peer.term() > header.term + 1 {
             return Err(Error::StaleCommand);
         }
-        util::check_region_epoch(req, self.peer.region(), true)
+        self.check_epoch_with_sibling(req)
+    }
+
+    /// [`util::check_region_epoch`] against this peer's region; a mismatch names the region and
+    /// its right-hand sibling on this store (a split's other half), so a client whose key moved
+    /// learns both.
+    fn check_epoch_with_sibling(&self, req: &RaftCmdRequest) -> Result<()> {
+        let region = self.peer.region();
+        match util::check_region_epoch(req, region, true) {
+            Err(Error::EpochNotMatch {
+                message,
+                mut regions,
+            }) => {
+                let end = region.get_end_key();
+                if !end.is_empty() {
+                    if let Some(sibling) = self.ctx.meta.region_ranges.region_starting_at(end) {
+                        regions.push(sibling.clone());
+                    }
+                }
+                Err(Error::EpochNotMatch { message, regions })
+            }
+            other => other,
+        }
     }
 
     /// Proposes a command to raft and remembers its callback until the command's entry is
@@ -234,10 +266,12 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
             let result = if entry.data.is_empty() {
                 None // the leader's no-op
             } else if entry.get_entry_type() == EntryType::EntryConfChange {
-                Some(self.apply_conf_change(entry))
+                Some(self.apply_conf_change(entry, &mut wb))
             } else {
                 Some(match RaftCmdRequest::parse_from_bytes(&entry.data) {
-                    Ok(req) if req.has_admin_request() => self.apply_admin(&req, &mut apply_state),
+                    Ok(req) if req.has_admin_request() => {
+                        self.apply_admin(&req, &mut wb, &mut apply_state)
+                    }
                     Ok(req) => self.apply_command(&req, &mut wb, &mut apply_state, entry.index),
                     Err(e) => Err(Error::other(format!("undecodable command: {e}"))),
                 })
@@ -257,10 +291,17 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
                 };
                 answers.push((cb, response));
             }
+            if self.peer.pending_destroy.is_some() {
+                // This entry removed this peer: nothing after it is applied here.
+                break;
+            }
         }
         self.flush(&mut wb, &apply_state)?;
         for (cb, response) in answers {
             cb(response);
+        }
+        if let Some(region) = self.peer.pending_destroy.take() {
+            self.destroy_peer(&region)?;
         }
         Ok(())
         // lab:end 2b
@@ -277,7 +318,7 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
         index: u64,
     ) -> Result<CmdResponse> {
         // A split may have moved keys away since the command was proposed.
-        util::check_region_epoch(req, self.peer.region(), true)?;
+        self.check_epoch_with_sibling(req)?;
         check_requests(req, self.peer.region())?;
         let mut resp = RaftCmdResponse::new();
         resp.mut_header().current_term = self.peer.term();
@@ -289,10 +330,13 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
                 CmdType::Put => {
                     let p = r.get_put();
                     wb.put_cf(Cf::from_client(&p.cf)?, &p.key, &p.value)?;
+                    // Growth the split checker waits for.
+                    self.peer.size_diff_hint += (p.key.len() + p.value.len()) as u64;
                 }
                 CmdType::Delete => {
                     let d = r.get_delete();
                     wb.delete_cf(Cf::from_client(&d.cf)?, &d.key)?;
+                    self.peer.size_diff_hint += d.key.len() as u64;
                 }
                 CmdType::Get => {
                     // Reads see every write applied before them.

@@ -1,19 +1,26 @@
 //! A store: the peers of every region replicated on one node, and the entry point through
 //! which a runtime drives them.
 
-use std::collections::BTreeMap;
+pub(crate) mod create_peer;
+mod region_ranges;
+
+use std::collections::{BTreeMap, VecDeque};
 
 use engine::{keys, Cf, Engines};
-use proto::raft_serverpb::{PeerState, RegionLocalState};
+use proto::metapb::Region;
+use proto::raft_serverpb::{PeerState, RaftMessage, RegionLocalState};
+use proto::schedulerpb::StoreStats;
 
 use crate::msg::{CmdResponse, StoreEvent};
 use crate::peer::{error_response, Peer};
 use crate::peer_msg_handler::PeerMsgHandler;
 use crate::snap::transfer::{ChunkOutcome, SnapReceiver};
 use crate::snap::{snapshot_data, SnapFileKind, SnapKey, SnapManager};
-use crate::task::{ApplySnapTask, Task};
-use crate::util::regions_overlap;
+use crate::task::{ApplySnapTask, Task, TaskResult};
+use crate::util::KeyRange;
 use crate::{meta, Config, Error, Result, SchedulerClient, Transport};
+
+pub use region_ranges::RegionRanges;
 
 /// Where a store reaches the world while it handles one event: the transport, the scheduler
 /// and the runtime's task queue. A runtime builds one per event; this is the store's whole
@@ -46,8 +53,94 @@ pub struct StoreContext<'a> {
     pub engines: &'a Engines,
     /// The store's snapshot directory.
     pub snap_mgr: &'a SnapManager,
+    /// What the store knows across its peers (region ranges, ...).
+    pub meta: &'a mut StoreMeta,
     /// The outside world.
     pub fx: Effects<'a>,
+}
+
+/// What a store knows across its peers, and what a peer's handler asks the store to do once
+/// it is done (a handler reaches only its own peer).
+#[derive(Debug, Default)]
+pub struct StoreMeta {
+    /// The key ranges of the store's initialised regions; never overlapping.
+    pub region_ranges: RegionRanges,
+    /// Destroyed regions whose data a task is deleting: no snapshot may fill these ranges
+    /// until the task is done.
+    pub(crate) pending_cleanups: BTreeMap<u64, KeyRange>,
+    /// First vote requests for regions a split will create here but has not yet (see
+    /// [`create_peer`]): replayed when the split creates the peer.
+    pub(crate) pending_votes: Vec<RaftMessage>,
+    /// Work for the store after the current handler.
+    pub(crate) actions: VecDeque<StoreAction>,
+}
+
+/// What a peer's handler asks of its store.
+#[derive(Debug)]
+pub(crate) enum StoreAction {
+    /// A split applied here created `region`: start its peer (`campaign`: the parent led,
+    /// so the new region's peer here starts an election at once).
+    CreateSplitPeer { region: Region, campaign: bool },
+    /// The peer of `region_id` destroyed itself: forget it.
+    Destroyed { region_id: u64 },
+    /// Handle this raft message again as if no peer of its region were here (a stale peer
+    /// was destroyed because of it; the message may create its successor).
+    Reroute(Box<RaftMessage>),
+}
+
+impl StoreMeta {
+    /// Whether a snapshot of `region` may fill its range here: it overlaps no other region,
+    /// and no destroyed region's data is still being deleted there.
+    pub fn check_snapshot_range(&self, region: &Region) -> Result<()> {
+        let (start, end) = (region.get_start_key(), region.get_end_key());
+        if let Some(other) = self
+            .region_ranges
+            .overlapping(start, end)
+            .into_iter()
+            .find(|&id| id != region.id)
+        {
+            return Err(Error::other(format!(
+                "its region {} overlaps region {other} of this store",
+                region.id
+            )));
+        }
+        let probe = KeyRange::of_region(region);
+        if let Some((id, _)) = self
+            .pending_cleanups
+            .iter()
+            .find(|(_, r)| ranges_overlap(r, &probe))
+        {
+            return Err(Error::other(format!(
+                "the data of destroyed region {id} is still being deleted in its range"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Whether two key ranges share a key.
+fn ranges_overlap(a: &KeyRange, b: &KeyRange) -> bool {
+    (a.end.is_empty() || b.start < a.end) && (b.end.is_empty() || a.start < b.end)
+}
+
+/// A [`StoreContext`] over a store's parts and the runtime's effects (a macro, so the borrows
+/// stay field by field and the store's peers remain usable beside it).
+macro_rules! context {
+    ($store:ident, $fx:ident) => {
+        StoreContext {
+            store_id: $store.id,
+            cfg: &$store.cfg,
+            engines: &$store.engines,
+            snap_mgr: &$store.snap_mgr,
+            meta: &mut $store.meta,
+            // Rebuilt field by field: the runtime's trait objects coerce to the shorter life.
+            fx: Effects {
+                transport: &mut *$fx.transport,
+                scheduler: &mut *$fx.scheduler,
+                tasks: &mut *$fx.tasks,
+            },
+        }
+    };
 }
 
 /// The peers of one store, keyed by region id.
@@ -58,6 +151,7 @@ pub struct Store {
     snap_mgr: SnapManager,
     receiver: SnapReceiver,
     peers: BTreeMap<u64, Peer>,
+    meta: StoreMeta,
     /// Tasks to hand to the runtime at the next event (those found necessary at start).
     startup_tasks: Vec<Task>,
     /// Base ticks since the store started.
@@ -115,12 +209,21 @@ impl Store {
         cfg.validate()?;
         let snap_mgr = SnapManager::new(engines.path().join("snap"))?;
         let mut peers = BTreeMap::new();
+        let mut meta = StoreMeta::default();
         let mut applying = Vec::new();
+        let mut tombstones = Vec::new();
         for state in load_region_states(&engines)? {
             if state.get_state() == PeerState::Tombstone {
+                tombstones.push(state.get_region().clone());
                 continue;
             }
             let region = state.get_region().clone();
+            if let Err(other) = meta.region_ranges.insert(&region) {
+                return Err(Error::corrupt(format!(
+                    "store {id}: regions {} and {other} overlap",
+                    region.id
+                )));
+            }
             let mut peer = Peer::new(id, &cfg, engines.clone(), region.clone())?;
             if state.get_state() == PeerState::Applying {
                 let t = peer.storage().apply_state().get_truncated_state();
@@ -136,6 +239,15 @@ impl Store {
         }
         snap_mgr.clean_at_start(|key| applying.contains(key))?;
         let mut startup_tasks = Vec::new();
+        for region in tombstones {
+            create_peer::finish_destroy_at_start(
+                &engines,
+                &cfg,
+                &mut meta,
+                &region,
+                &mut startup_tasks,
+            )?;
+        }
         for key in applying {
             let data = snap_mgr.read_received_meta(&key).map_err(|e| {
                 Error::corrupt(format!(
@@ -162,6 +274,7 @@ impl Store {
             snap_mgr,
             receiver,
             peers,
+            meta,
             startup_tasks,
             ticks: 0,
         })
@@ -192,61 +305,15 @@ impl Store {
         self.peers.values()
     }
 
-    /// Handles one event, then processes the ready of every peer it touched.
+    /// Handles one event, then processes the ready of every peer it touched and carries out
+    /// what the peers' handlers asked of the store (peers created by a split, destroyed).
     pub fn handle(&mut self, ev: StoreEvent, mut fx: Effects<'_>) {
         for task in self.startup_tasks.drain(..) {
             fx.spawn(task);
         }
-        let mut ctx = StoreContext {
-            store_id: self.id,
-            cfg: &self.cfg,
-            engines: &self.engines,
-            snap_mgr: &self.snap_mgr,
-            // Rebuilt field by field: the runtime's trait objects coerce to the shorter life.
-            fx: Effects {
-                transport: fx.transport,
-                scheduler: fx.scheduler,
-                tasks: fx.tasks,
-            },
-        };
         match ev {
-            StoreEvent::Tick => {
-                self.ticks += 1;
-                if self
-                    .ticks
-                    .is_multiple_of(self.cfg.ticks(self.cfg.kv_sync_interval))
-                {
-                    if let Err(e) = self.engines.kv.sync() {
-                        tracing::error!("store {}: syncing the kv engine failed: {e}", self.id);
-                    }
-                }
-                self.receiver.on_tick(self.ticks);
-                for peer in self.peers.values_mut() {
-                    let mut h = PeerMsgHandler::new(peer, &mut ctx);
-                    h.on_tick();
-                    ready(&mut h, self.id);
-                }
-            }
-            StoreEvent::Raft(msg) => {
-                if msg.get_to_peer().store_id != self.id {
-                    tracing::debug!(
-                        "store {} got a message for store {}",
-                        self.id,
-                        msg.get_to_peer().store_id
-                    );
-                    return;
-                }
-                let Some(peer) = self.peers.get_mut(&msg.region_id) else {
-                    // Creating peers from messages comes with stage 3b.
-                    tracing::debug!("store {} has no peer of region {}", self.id, msg.region_id);
-                    return;
-                };
-                let mut h = PeerMsgHandler::new(peer, &mut ctx);
-                if let Err(e) = h.on_raft_msg(msg) {
-                    tracing::debug!("store {}: raft message refused: {e}", self.id);
-                }
-                ready(&mut h, self.id);
-            }
+            StoreEvent::Tick => self.on_tick(&mut fx),
+            StoreEvent::Raft(msg) => self.on_raft_message(msg, &mut fx),
             StoreEvent::SnapshotChunk(chunk) => {
                 let to_store = chunk.get_message().get_to_peer().store_id;
                 if to_store != self.id {
@@ -259,6 +326,7 @@ impl Store {
                 match self.receiver.on_chunk(chunk, self.ticks) {
                     Ok(ChunkOutcome::Pending | ChunkOutcome::Duplicate) => {}
                     Ok(ChunkOutcome::Complete(key, msg)) => {
+                        let mut ctx = context!(self, fx);
                         if let Err(e) = on_snapshot_received(&mut self.peers, key, *msg, &mut ctx) {
                             tracing::warn!("store {}: snapshot {key} refused: {e}", self.id);
                             self.snap_mgr.delete_received(&key);
@@ -275,43 +343,230 @@ impl Store {
             } => {
                 if let Some(peer) = self.peers.get_mut(&region_id) {
                     peer.raft_group.report_snapshot(to_peer_id, status);
+                    let mut ctx = context!(self, fx);
                     let mut h = PeerMsgHandler::new(peer, &mut ctx);
                     ready(&mut h, self.id);
                 }
             }
             StoreEvent::Command { req, cb } => {
                 let region_id = req.get_header().region_id;
-                let Some(peer) = self.peers.get_mut(&region_id) else {
+                let Some(peer) = self.peers.get_mut(&region_id).filter(|p| !p.stopped) else {
                     cb(CmdResponse {
                         resp: error_response(&Error::RegionNotFound(region_id), 0),
                         snap: None,
                     });
                     return;
                 };
+                let mut ctx = context!(self, fx);
                 let mut h = PeerMsgHandler::new(peer, &mut ctx);
                 h.propose_raft_command(req, cb);
                 ready(&mut h, self.id);
+            }
+            StoreEvent::TaskDone(TaskResult::RegionDataCleared { region_id, result }) => {
+                match result {
+                    Ok(()) => {
+                        self.meta.pending_cleanups.remove(&region_id);
+                    }
+                    // The range stays closed to snapshots; the next start clears it again.
+                    Err(e) => tracing::error!(
+                        "store {}: deleting the data of destroyed region {region_id} failed: {e}",
+                        self.id
+                    ),
+                }
             }
             StoreEvent::TaskDone(result) => {
                 let Some(peer) = self.peers.get_mut(&result.region_id()) else {
                     tracing::debug!("store {}: a task result for a gone region", self.id);
                     return;
                 };
+                let mut ctx = context!(self, fx);
                 let mut h = PeerMsgHandler::new(peer, &mut ctx);
                 h.on_task_done(result);
                 ready(&mut h, self.id);
             }
-            StoreEvent::SchedulerResponse(_) => {
-                // Operators from the scheduler are carried out from stage 3b on.
-            }
-            StoreEvent::SplitRegion { cb, .. } => {
-                if let Some(cb) = cb {
-                    cb(CmdResponse {
-                        resp: error_response(&Error::other("splits come with stage 3b"), 0),
-                        snap: None,
-                    });
+            StoreEvent::SchedulerResponse(resp) => {
+                let region_id = resp.region_id;
+                if let Some(peer) = self.peers.get_mut(&region_id) {
+                    let mut ctx = context!(self, fx);
+                    let mut h = PeerMsgHandler::new(peer, &mut ctx);
+                    h.on_scheduler_response(resp);
+                    ready(&mut h, self.id);
                 }
             }
+            StoreEvent::SplitRegion {
+                region_id,
+                region_epoch,
+                split_key,
+                cb,
+            } => match self.peers.get_mut(&region_id).filter(|p| !p.stopped) {
+                Some(peer) => {
+                    let mut ctx = context!(self, fx);
+                    let mut h = PeerMsgHandler::new(peer, &mut ctx);
+                    h.on_split_region(region_epoch, split_key, cb);
+                    ready(&mut h, self.id);
+                }
+                None => {
+                    if let Some(cb) = cb {
+                        cb(CmdResponse {
+                            resp: error_response(&Error::RegionNotFound(region_id), 0),
+                            snap: None,
+                        });
+                    }
+                }
+            },
+        }
+        self.run_actions(&mut fx);
+    }
+
+    /// One base tick for every peer, the kv sync and the store heartbeat when due.
+    fn on_tick(&mut self, fx: &mut Effects<'_>) {
+        self.ticks += 1;
+        if self
+            .ticks
+            .is_multiple_of(self.cfg.ticks(self.cfg.kv_sync_interval))
+        {
+            if let Err(e) = self.engines.kv.sync() {
+                tracing::error!("store {}: syncing the kv engine failed: {e}", self.id);
+            }
+        }
+        if self
+            .ticks
+            .is_multiple_of(self.cfg.ticks(self.cfg.scheduler_store_heartbeat_interval))
+        {
+            self.store_heartbeat(fx);
+        }
+        self.receiver.on_tick(self.ticks);
+        let mut ctx = context!(self, fx);
+        for peer in self.peers.values_mut() {
+            let mut h = PeerMsgHandler::new(peer, &mut ctx);
+            h.on_tick();
+            ready(&mut h, self.id);
+        }
+    }
+
+    /// Reports the store's statistics to the scheduler.
+    fn store_heartbeat(&self, fx: &mut Effects<'_>) {
+        let mut stats = StoreStats::new();
+        stats.store_id = self.id;
+        stats.region_count = u32::try_from(self.peers.len()).unwrap_or(u32::MAX);
+        stats.applying_snap_count = u32::try_from(
+            self.peers
+                .values()
+                .filter(|p| p.applying_snapshot.is_some())
+                .count(),
+        )
+        .unwrap_or(u32::MAX);
+        stats.receiving_snap_count = u32::try_from(self.receiver.in_progress()).unwrap_or(u32::MAX);
+        if let Err(e) = fx.scheduler.store_heartbeat(stats) {
+            tracing::debug!("store {}: store heartbeat failed: {e}", self.id);
+        }
+    }
+
+    /// A raft message from another store: to its peer here, or, if the region has no peer
+    /// here, maybe to a peer created for it (see [`create_peer`]).
+    fn on_raft_message(&mut self, msg: RaftMessage, fx: &mut Effects<'_>) {
+        if msg.get_to_peer().store_id != self.id {
+            tracing::debug!(
+                "store {} got a message for store {}",
+                self.id,
+                msg.get_to_peer().store_id
+            );
+            return;
+        }
+        if !msg.has_region_epoch() || !msg.has_message() {
+            tracing::debug!("store {}: a raft message without epoch or body", self.id);
+            return;
+        }
+        let region_id = msg.region_id;
+        let mut ctx = context!(self, fx);
+        let peer = match self.peers.entry(region_id) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                match create_peer::maybe_create_peer(&mut ctx, &msg) {
+                    Ok(Some(peer)) => e.insert(*peer),
+                    Ok(None) => return,
+                    Err(err) => {
+                        tracing::warn!(
+                            "store {}: cannot create a peer of region {region_id}: {err}",
+                            self.id
+                        );
+                        return;
+                    }
+                }
+            }
+        };
+        let mut h = PeerMsgHandler::new(peer, &mut ctx);
+        if let Err(e) = h.on_raft_msg(msg) {
+            tracing::debug!("store {}: raft message refused: {e}", self.id);
+        }
+        ready(&mut h, self.id);
+    }
+
+    /// Carries out what the handlers asked for, in order (each may ask for more).
+    fn run_actions(&mut self, fx: &mut Effects<'_>) {
+        while let Some(action) = self.meta.actions.pop_front() {
+            match action {
+                StoreAction::Destroyed { region_id } => {
+                    if self.peers.get(&region_id).is_some_and(|p| p.stopped) {
+                        self.peers.remove(&region_id);
+                    }
+                }
+                StoreAction::Reroute(msg) => self.on_raft_message(*msg, fx),
+                StoreAction::CreateSplitPeer { region, campaign } => {
+                    self.create_split_peer(region, campaign, fx)
+                }
+            }
+        }
+    }
+
+    /// Starts the peer of a region a split just created here. A peer of it may already be
+    /// here, created by a message from the new region's leader before the split was applied on
+    /// this store: if it is still uninitialised it owns nothing and is replaced (its raft
+    /// hard state is kept, see [`PeerStorage::new`](crate::PeerStorage::new)); an initialised
+    /// one is ahead of the split and stays.
+    fn create_split_peer(&mut self, region: Region, campaign: bool, fx: &mut Effects<'_>) {
+        let region_id = region.id;
+        if self
+            .peers
+            .get(&region_id)
+            .is_some_and(|p| p.is_initialized() && !p.stopped)
+        {
+            tracing::info!(
+                "store {}: region {region_id} from a split is already here",
+                self.id
+            );
+            return;
+        }
+        let mut peer = match Peer::new(self.id, &self.cfg, self.engines.clone(), region) {
+            Ok(peer) => peer,
+            Err(e) => {
+                tracing::error!(
+                    "store {}: cannot start region {region_id} after a split: {e}",
+                    self.id
+                );
+                return;
+            }
+        };
+        if campaign && peer.region().get_peers().len() > 1 {
+            // The parent's leader is here: its sibling's peer here campaigns at once, so the new
+            // region gets a leader (and the scheduler hears of it) without an election
+            // timeout.
+            if let Err(e) = peer.raft_group.campaign() {
+                tracing::debug!("{} cannot campaign: {e}", peer.tag);
+            }
+        }
+        self.peers.insert(region_id, peer);
+        if let Some(peer) = self.peers.get_mut(&region_id) {
+            let mut ctx = context!(self, fx);
+            let mut h = PeerMsgHandler::new(peer, &mut ctx);
+            ready(&mut h, self.id);
+        }
+        let (votes, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.meta.pending_votes)
+            .into_iter()
+            .partition(|m| m.region_id == region_id);
+        self.meta.pending_votes = rest;
+        for msg in votes {
+            self.on_raft_message(msg, fx);
         }
     }
 
@@ -354,17 +609,8 @@ fn on_snapshot_received(
             region.id, to.id
         )));
     }
-    if let Some(other) = peers
-        .values()
-        .map(|p| p.region())
-        .find(|r| r.id != region.id && regions_overlap(r, region))
-    {
-        return Err(Error::other(format!(
-            "its region {} overlaps region {} of this store",
-            region.id, other.id
-        )));
-    }
-    let Some(peer) = peers.get_mut(&msg.region_id) else {
+    ctx.meta.check_snapshot_range(region)?;
+    let Some(peer) = peers.get_mut(&msg.region_id).filter(|p| !p.stopped) else {
         return Err(Error::RegionNotFound(msg.region_id));
     };
     if crate::util::is_epoch_stale(region.get_region_epoch(), peer.region().get_region_epoch()) {

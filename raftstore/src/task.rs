@@ -15,11 +15,15 @@
 //! | [`GenSnapTask`] | raft asks the peer storage for a snapshot | the raft snapshot, its file written |
 //! | [`ApplySnapTask`] | a `Ready` carried a snapshot (or a store restarted while applying one) | the region is `Normal` with the snapshot's data |
 //! | [`RaftLogGcTask`] | a `CompactLog` was applied | the entries below the truncated index are deleted |
+//! | [`SplitCheckTask`] | a leader's split-check tick | the region's size and maybe a split key |
+//! | [`ClearRegionDataTask`] | a peer was destroyed (or found tombstoned at start) | its range holds no data |
 
 use engine::Engines;
 use proto::eraftpb::Snapshot;
 
 pub use crate::raftlog_gc::RaftLogGcTask;
+pub use crate::region_cleanup::ClearRegionDataTask;
+pub use crate::split_check::{SplitCheckResult, SplitCheckTask};
 pub use crate::snap::region_task::{ApplySnapTask, GenSnapTask};
 use crate::snap::SnapKey;
 use crate::Result;
@@ -33,6 +37,10 @@ pub enum Task {
     ApplySnapshot(Box<ApplySnapTask>),
     /// Delete compacted raft log entries.
     RaftLogGc(RaftLogGcTask),
+    /// Measure a region and pick a split key.
+    SplitCheck(SplitCheckTask),
+    /// Delete a destroyed region's data.
+    ClearRegionData(ClearRegionDataTask),
 }
 
 /// What kind of task, for fault injection and reports.
@@ -44,6 +52,10 @@ pub enum TaskKind {
     ApplySnapshot,
     /// [`Task::RaftLogGc`].
     RaftLogGc,
+    /// [`Task::SplitCheck`].
+    SplitCheck,
+    /// [`Task::ClearRegionData`].
+    ClearRegionData,
 }
 
 /// What a finished task reports back to its store.
@@ -72,6 +84,20 @@ pub enum TaskResult {
         /// `Ok` once the entries are deleted.
         result: Result<()>,
     },
+    /// A split check ended.
+    SplitChecked {
+        /// The region.
+        region_id: u64,
+        /// What it found.
+        result: Result<SplitCheckResult>,
+    },
+    /// A destroyed region's data is deleted (a store-level result: the region's peer is gone).
+    RegionDataCleared {
+        /// The destroyed region.
+        region_id: u64,
+        /// `Ok` once the range holds no data.
+        result: Result<()>,
+    },
 }
 
 impl TaskResult {
@@ -80,7 +106,9 @@ impl TaskResult {
         match self {
             TaskResult::SnapshotGenerated { region_id, .. }
             | TaskResult::SnapshotApplied { region_id, .. }
-            | TaskResult::RaftLogGcDone { region_id, .. } => *region_id,
+            | TaskResult::RaftLogGcDone { region_id, .. }
+            | TaskResult::SplitChecked { region_id, .. }
+            | TaskResult::RegionDataCleared { region_id, .. } => *region_id,
         }
     }
 }
@@ -101,6 +129,8 @@ impl Task {
             Task::GenSnapshot(t) => t.region_id,
             Task::ApplySnapshot(t) => t.region_id,
             Task::RaftLogGc(t) => t.region_id,
+            Task::SplitCheck(t) => t.region.id,
+            Task::ClearRegionData(t) => t.region_id,
         }
     }
 
@@ -110,6 +140,8 @@ impl Task {
             Task::GenSnapshot(_) => TaskKind::GenSnapshot,
             Task::ApplySnapshot(_) => TaskKind::ApplySnapshot,
             Task::RaftLogGc(_) => TaskKind::RaftLogGc,
+            Task::SplitCheck(_) => TaskKind::SplitCheck,
+            Task::ClearRegionData(_) => TaskKind::ClearRegionData,
         }
     }
 
@@ -148,6 +180,27 @@ impl Task {
                         result: Ok(()),
                     }),
                     Err(e) => TaskStep::Done(TaskResult::RaftLogGcDone {
+                        region_id,
+                        result: Err(e),
+                    }),
+                }
+            }
+            Task::SplitCheck(t) => {
+                let region_id = t.region.id;
+                TaskStep::Done(TaskResult::SplitChecked {
+                    region_id,
+                    result: t.run(),
+                })
+            }
+            Task::ClearRegionData(t) => {
+                let region_id = t.region_id;
+                match t.step(engines) {
+                    Ok(Some(t)) => TaskStep::Yield(Task::ClearRegionData(t)),
+                    Ok(None) => TaskStep::Done(TaskResult::RegionDataCleared {
+                        region_id,
+                        result: Ok(()),
+                    }),
+                    Err(e) => TaskStep::Done(TaskResult::RegionDataCleared {
                         region_id,
                         result: Err(e),
                     }),

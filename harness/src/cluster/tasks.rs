@@ -68,6 +68,8 @@ fn kind_name(kind: TaskKind) -> &'static str {
         TaskKind::GenSnapshot => "generate snapshot",
         TaskKind::ApplySnapshot => "apply snapshot",
         TaskKind::RaftLogGc => "raft-log gc",
+        TaskKind::SplitCheck => "split check",
+        TaskKind::ClearRegionData => "clear region data",
     }
 }
 

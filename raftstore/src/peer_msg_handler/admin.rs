@@ -3,31 +3,35 @@
 //! | command | proposed by | applied by | stage |
 //! |---|---|---|---|
 //! | `CompactLog` | the leader's GC tick ([`PeerMsgHandler::on_raft_log_gc_tick`]) | [`PeerMsgHandler::apply_compact_log`] | 2C |
-//! | `TransferLeader`, `ChangePeer`, `Split` | clients and the scheduler | — | 3B |
+//! | `TransferLeader` | clients and the scheduler | not replicated: done at propose (`conf_change`) | 3B |
+//! | `ChangePeer` | clients and the scheduler | `conf_change` | 3B |
+//! | `Split` | the split checker, tests and tools ([`PeerMsgHandler::on_split_region`]) | `split` | 3B |
 
-use proto::eraftpb::Entry;
+use engine::WriteBatch;
 use proto::raft_cmdpb::{
     AdminCmdType, AdminRequest, AdminResponse, CompactLogRequest, RaftCmdRequest, RaftCmdResponse,
 };
 use proto::raft_serverpb::RaftApplyState;
+use proto::schedulerpb::RegionHeartbeatResponse;
 
 use super::PeerMsgHandler;
 use crate::msg::{Callback, CmdResponse};
 use crate::peer::error_response;
 use crate::task::{RaftLogGcTask, Task};
-use crate::{util, Error, Result};
+use crate::{Error, Result};
 
 impl PeerMsgHandler<'_, '_> {
-    /// Proposes an admin command (provided framework code): `CompactLog` is replicated like a
-    /// normal command; the others come with stage 3B.
+    /// Proposes an admin command (provided framework code): `CompactLog` and `Split` are
+    /// replicated like normal commands, `ChangePeer` as a raft conf change, and
+    /// `TransferLeader` is carried out at once.
     pub(super) fn propose_admin(&mut self, req: RaftCmdRequest, cb: Callback) {
         match req.get_admin_request().get_cmd_type() {
-            AdminCmdType::CompactLog => self.propose_command(req, cb),
-            other => cb(CmdResponse {
+            AdminCmdType::CompactLog | AdminCmdType::Split => self.propose_command(req, cb),
+            AdminCmdType::TransferLeader => self.propose_transfer_leader(req, cb),
+            AdminCmdType::ChangePeer => self.propose_change_peer(req, cb),
+            AdminCmdType::InvalidAdmin => cb(CmdResponse {
                 resp: error_response(
-                    &Error::other(format!(
-                        "admin command {other:?} is not supported by this store yet (stage 3b)"
-                    )),
+                    &Error::InvalidRequest("an admin request without a type".into()),
                     self.peer.term(),
                 ),
                 snap: None,
@@ -36,20 +40,23 @@ impl PeerMsgHandler<'_, '_> {
     }
 
     /// Applies an admin command (provided framework code dispatching to the stages' parts).
+    /// Region and apply state changes go into `wb`, written with the applied index.
     pub(super) fn apply_admin(
         &mut self,
         req: &RaftCmdRequest,
+        wb: &mut WriteBatch,
         apply_state: &mut RaftApplyState,
     ) -> Result<CmdResponse> {
-        util::check_region_epoch(req, self.peer.region(), true)?;
+        self.check_epoch_with_sibling(req)?;
         let admin = req.get_admin_request();
         let answer = match admin.get_cmd_type() {
             AdminCmdType::CompactLog => {
                 self.apply_compact_log(admin.get_compact_log(), apply_state)?
             }
+            AdminCmdType::Split => self.apply_split(admin.get_split(), wb)?,
             other => {
-                return Err(Error::other(format!(
-                    "admin command {other:?} is not supported by this store yet (stage 3b)"
+                return Err(Error::InvalidRequest(format!(
+                    "admin command {other:?} is not replicated through the log"
                 )))
             }
         };
@@ -59,11 +66,39 @@ impl PeerMsgHandler<'_, '_> {
         Ok(CmdResponse { resp, snap: None })
     }
 
-    /// Applies a conf change entry: membership changes come with stage 3B.
-    pub(super) fn apply_conf_change(&mut self, _entry: &Entry) -> Result<CmdResponse> {
-        Err(Error::other(
-            "conf changes are not supported by this store yet (stage 3b)",
-        ))
+    /// The scheduler's answer to this leader's region heartbeat (provided framework code): an
+    /// operator step becomes an admin command, proposed with the epoch the heartbeat carried
+    /// (so a step for a region that changed since is refused as stale). Nobody waits for the
+    /// answer: the scheduler sees the outcome in later heartbeats and repeats the step until
+    /// then.
+    pub fn on_scheduler_response(&mut self, resp: RegionHeartbeatResponse) {
+        if self.peer.stopped
+            || !self.peer.is_leader()
+            || resp.get_target_peer().id != self.peer.meta.id
+        {
+            return;
+        }
+        let mut admin = AdminRequest::new();
+        if resp.has_change_peer() {
+            let cp = resp.get_change_peer();
+            admin.set_cmd_type(AdminCmdType::ChangePeer);
+            admin.mut_change_peer().set_change_type(cp.get_change_type());
+            admin.mut_change_peer().set_peer(cp.get_peer().clone());
+        } else if resp.has_transfer_leader() {
+            admin.set_cmd_type(AdminCmdType::TransferLeader);
+            admin
+                .mut_transfer_leader()
+                .set_peer(resp.get_transfer_leader().get_peer().clone());
+        } else {
+            return;
+        }
+        let mut req = RaftCmdRequest::new();
+        let header = req.mut_header();
+        header.region_id = self.peer.region_id;
+        header.set_peer(self.peer.meta.clone());
+        header.set_region_epoch(resp.get_region_epoch().clone());
+        req.set_admin_request(admin);
+        self.propose_raft_command(req, Box::new(|_| {}));
     }
 
     /// Applies `CompactLog`: moves the truncated state up to the compact index (a request at

@@ -36,6 +36,14 @@ impl PeerMsgHandler<'_, '_> {
         for p in region.get_peers() {
             self.peer.peer_cache.insert(p.id, p.clone());
         }
+        // The snapshot's range was checked against the store's other regions when it
+        // arrived; from now on it is this region's.
+        if let Err(other) = self.ctx.meta.region_ranges.insert(&region) {
+            tracing::error!(
+                "{}: snapshot region overlaps region {other} of this store",
+                self.peer.tag
+            );
+        }
         tracing::info!(
             "{} applies snapshot {key} ({} bytes)",
             self.peer.tag,
@@ -100,6 +108,10 @@ impl PeerMsgHandler<'_, '_> {
                         self.stop(&e);
                     }
                 }
+            }
+            TaskResult::SplitChecked { result, .. } => self.on_split_checked(result),
+            TaskResult::RegionDataCleared { .. } => {
+                // A store-level result; the store handles it before it reaches a peer.
             }
             TaskResult::RaftLogGcDone { result, .. } => {
                 if let Err(e) = result {

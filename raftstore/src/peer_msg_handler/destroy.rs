@@ -1,0 +1,160 @@
+//! Stale peers and their end (provided framework code): recognising a message a peer must
+//! not take, telling a stale sender it is gone, and destroying a peer for good.
+//!
+//! A peer is destroyed when
+//! - it applies a `ChangePeer` that removes it (see `conf_change`);
+//! - a message of its region arrives for a *larger* peer id on this store: the region removed
+//!   this peer and added the store back with a new peer id, so this one is stale (the message
+//!   then goes to the store again, which creates the new peer);
+//! - a GC message (`is_tombstone`) comes from a peer whose region epoch is newer than its own:
+//!   the sender's region no longer holds it (sent in answer to a stale vote request, see
+//!   [`crate::store`]'s `create_peer`).
+//!
+//! A peer that is applying a snapshot is not destroyed by the last two (its data is being
+//! written by a task); it will learn again.
+
+use engine::{keys, Cf, Durability, WriteBatch};
+use proto::metapb::Region;
+use proto::raft_serverpb::{PeerState, RaftMessage};
+
+use super::PeerMsgHandler;
+use crate::store::create_peer::{is_vote, send_gc_reply};
+use crate::store::StoreAction;
+use crate::task::{ClearRegionDataTask, Task};
+use crate::util::{find_peer, is_epoch_stale, KeyRange};
+use crate::{meta, Error, Result};
+
+/// What to do with a raft message before raft sees it.
+pub(super) enum Verdict {
+    /// Step it into raft.
+    Step,
+    /// Drop it (it is stale, or was answered).
+    Drop,
+}
+
+impl PeerMsgHandler<'_, '_> {
+    /// The checks a raft message passes before this peer's raft sees it.
+    pub(super) fn check_message(&mut self, msg: &RaftMessage) -> Verdict {
+        if msg.is_tombstone {
+            self.on_gc_message(msg);
+            return Verdict::Drop;
+        }
+        let region = self.peer.region();
+        let from_store = msg.get_from_peer().store_id;
+        if is_epoch_stale(msg.get_region_epoch(), region.get_region_epoch())
+            && find_peer(region, from_store).is_none()
+        {
+            // From a peer this region no longer has (removed, or of a region before a split
+            // that moved it out). Its appends and responses mean nothing here; a vote request
+            // means it is campaigning with a stale view: tell it to go.
+            if is_vote(msg) {
+                let region = region.clone();
+                send_gc_reply(self.ctx, msg, &region);
+            }
+            return Verdict::Drop;
+        }
+        let target = msg.get_to_peer().id;
+        if target < self.peer.meta.id {
+            tracing::debug!(
+                "{} drops a message for an older peer id {target}",
+                self.peer.tag
+            );
+            return Verdict::Drop;
+        }
+        if target > self.peer.meta.id {
+            // This store was removed from the region and added back as a new peer.
+            if self.peer.applying_snapshot.is_none() {
+                tracing::info!(
+                    "{} is stale: the region has peer {target} on this store now",
+                    self.peer.tag
+                );
+                let region = self.peer.region().clone();
+                if let Err(e) = self.destroy_peer(&region) {
+                    tracing::error!("{} cannot be destroyed: {e}", self.peer.tag);
+                    return Verdict::Drop;
+                }
+                self.ctx
+                    .meta
+                    .actions
+                    .push_back(StoreAction::Reroute(Box::new(msg.clone())));
+            }
+            return Verdict::Drop;
+        }
+        Verdict::Step
+    }
+
+    /// A GC message: the sender's region, newer than this peer's, no longer holds it.
+    fn on_gc_message(&mut self, msg: &RaftMessage) {
+        let epoch = self.peer.region().get_region_epoch();
+        if !is_epoch_stale(epoch, msg.get_region_epoch()) || msg.get_to_peer() != &self.peer.meta {
+            return;
+        }
+        if self.peer.applying_snapshot.is_some() {
+            return;
+        }
+        tracing::info!(
+            "{} is told by peer {} that it was removed",
+            self.peer.tag,
+            msg.get_from_peer().id
+        );
+        let region = self.peer.region().clone();
+        if let Err(e) = self.destroy_peer(&region) {
+            tracing::error!("{} cannot be destroyed: {e}", self.peer.tag);
+        }
+    }
+
+    /// Destroys this peer for good: its region state becomes `Tombstone` with `region` (the
+    /// region as the peer last knew it, after its own removal if that is why it goes) and its
+    /// apply state goes, in one synced kv batch; then its raft state and log go, in one synced
+    /// raft batch; then a task deletes its data. Its proposals are answered `RegionNotFound`,
+    /// its range is released, and the store forgets it after the current event.
+    ///
+    /// The order makes every crash point safe: a tombstone without the raft batch leaves
+    /// garbage the next start deletes (see `finish_destroy_at_start`); the reverse order could
+    /// leave a live region without its raft log, which cannot start.
+    pub(crate) fn destroy_peer(&mut self, region: &Region) -> Result<()> {
+        let region_id = self.peer.region_id;
+        let mut kv_wb = WriteBatch::new();
+        kv_wb.delete_cf(Cf::Raft, &keys::apply_state_key(region_id))?;
+        meta::write_region_state(&mut kv_wb, region, PeerState::Tombstone)?;
+        self.ctx.engines.kv.write(kv_wb, Durability::Sync)?;
+
+        let mut raft_wb = WriteBatch::new();
+        self.ctx.engines.raft.delete_range_to_batch(
+            Cf::Raft,
+            &keys::raft_log_key(region_id, 0),
+            &keys::raft_state_key(region_id),
+            &mut raft_wb,
+        )?;
+        raft_wb.delete_cf(Cf::Raft, &keys::raft_state_key(region_id))?;
+        self.ctx.engines.raft.write(raft_wb, Durability::Sync)?;
+
+        if let Some(range) = self.peer.storage().clear_data_range() {
+            self.schedule_data_cleanup(range);
+        }
+        self.ctx.meta.region_ranges.remove(region_id);
+        tracing::info!("{} destroyed", self.peer.tag);
+        self.peer.stopped = true;
+        self.peer.fail_proposals(&Error::RegionNotFound(region_id));
+        self.ctx
+            .meta
+            .actions
+            .push_back(StoreAction::Destroyed { region_id });
+        Ok(())
+    }
+
+    fn schedule_data_cleanup(&mut self, range: KeyRange) {
+        let region_id = self.peer.region_id;
+        self.ctx
+            .meta
+            .pending_cleanups
+            .insert(region_id, range.clone());
+        self.ctx
+            .fx
+            .spawn(Task::ClearRegionData(ClearRegionDataTask::new(
+                region_id,
+                range,
+                self.ctx.cfg.task_batch_bytes,
+            )));
+    }
+}
