@@ -8,9 +8,11 @@
 //! | [`mock_scheduler`] | the original's mock scheduler, failing the run on heartbeats that break its rules |
 //! | [`linearizability`] | the checker of client histories |
 //! | [`seeds`] | which seeds a test runs under, and how a failure names its replay seed |
+//! | [`logging`] | the stores' logs in a test's output, when `RUST_LOG` asks for them |
 
 pub mod cluster;
 pub mod linearizability;
+pub mod logging;
 pub mod mock_scheduler;
 pub mod raft_net;
 pub mod seeds;

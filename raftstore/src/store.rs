@@ -478,6 +478,14 @@ impl Store {
             return;
         }
         let region_id = msg.region_id;
+        tracing::trace!(
+            "store {} <- region {region_id} {:?} from {} to {} term {}",
+            self.id,
+            msg.get_message().get_msg_type(),
+            msg.get_from_peer().id,
+            msg.get_to_peer().id,
+            msg.get_message().term
+        );
         let mut ctx = context!(self, fx);
         let peer = match self.peers.entry(region_id) {
             std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),

@@ -43,6 +43,8 @@ pub(crate) fn run_on_store(w: &mut World, c: &mut Core<World>, store_id: u64, ev
         let Some(store) = w.stores.get_mut(&store_id).and_then(|n| n.store.as_mut()) else {
             return;
         };
+        // Log lines (with `RUST_LOG` set) say when and where they happened.
+        let _span = tracing::info_span!("", t = %c.now(), store = store_id).entered();
         store.handle(
             ev,
             Effects {

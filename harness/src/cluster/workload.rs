@@ -917,6 +917,22 @@ mod tests {
         cluster.start_clients();
         cluster.run_clients_for(Duration::from_millis(500));
         assert!(cluster.workload().acked(0) > 3);
+        // Tamper at a moment every store has applied the same entries, so that every store
+        // loses the write at the same applied index (the apply oracle is quiet afterwards).
+        let level = cluster.sim().run_until_true(Duration::from_secs(1), |w| {
+            let applied: Vec<Option<u64>> = w
+                .stores
+                .values()
+                .map(|n| {
+                    n.store
+                        .as_ref()
+                        .and_then(|s| s.peer(1))
+                        .map(|p| p.storage().applied_index())
+                })
+                .collect();
+            applied.windows(2).all(|p| p[0] == p[1])
+        });
+        assert!(level, "the stores never applied the same entries");
         // Lose client 0's first put on every store, as a buggy store might. The apply
         // oracle sees the write (no command wrote it) and, when told the stores restarted,
         // that their data no longer matches their applied index; its complaints are taken
