@@ -257,6 +257,13 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
         // lab:begin 2b
         // lab:stub todo!("2b: apply the entries in one kv batch with the applied index, answer their proposals")
         let mut apply_state = self.peer.storage().apply_state().clone();
+        tracing::trace!(
+            "{} applies {:?}..={:?} from applied {}",
+            self.peer.tag,
+            entries.first().map(|e| e.index),
+            entries.last().map(|e| e.index),
+            apply_state.applied_index
+        );
         let mut wb = WriteBatch::new();
         let mut answers: Vec<(Callback, CmdResponse)> = Vec::new();
         for entry in entries {

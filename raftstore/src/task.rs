@@ -23,9 +23,9 @@ use proto::eraftpb::Snapshot;
 
 pub use crate::raftlog_gc::RaftLogGcTask;
 pub use crate::region_cleanup::ClearRegionDataTask;
-pub use crate::split_check::{SplitCheckResult, SplitCheckTask};
 pub use crate::snap::region_task::{ApplySnapTask, GenSnapTask};
 use crate::snap::SnapKey;
+pub use crate::split_check::{SplitCheckResult, SplitCheckTask};
 use crate::Result;
 
 /// A piece of background work for one region.

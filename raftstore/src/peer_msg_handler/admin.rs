@@ -82,7 +82,9 @@ impl PeerMsgHandler<'_, '_> {
         if resp.has_change_peer() {
             let cp = resp.get_change_peer();
             admin.set_cmd_type(AdminCmdType::ChangePeer);
-            admin.mut_change_peer().set_change_type(cp.get_change_type());
+            admin
+                .mut_change_peer()
+                .set_change_type(cp.get_change_type());
             admin.mut_change_peer().set_peer(cp.get_peer().clone());
         } else if resp.has_transfer_leader() {
             admin.set_cmd_type(AdminCmdType::TransferLeader);

@@ -182,6 +182,16 @@ impl PeerMsgHandler<'_, '_> {
             )));
         }
         self.peer.raft_group.apply_conf_change(&cc)?;
+        tracing::info!(
+            "{} applied {:?} of peer {} (store {}) at index {}: conf_ver {}, peers {:?}",
+            self.peer.tag,
+            cp.get_change_type(),
+            peer.id,
+            peer.store_id,
+            entry.index,
+            region.get_region_epoch().conf_ver,
+            region.get_peers().iter().map(|p| p.id).collect::<Vec<_>>()
+        );
         if removes_me {
             if self.peer.is_leader() {
                 // Removed while leading (the change was proposed by an earlier leader): tell the
@@ -220,11 +230,7 @@ impl PeerMsgHandler<'_, '_> {
 // lab:begin 3b
 /// Whether `change` of `peer` makes sense for `region`: an added peer's store has no peer of
 /// the region yet; a removed peer is in it.
-fn check_change(
-    region: &Region,
-    change: ConfChangeType,
-    peer: &proto::metapb::Peer,
-) -> Result<()> {
+fn check_change(region: &Region, change: ConfChangeType, peer: &proto::metapb::Peer) -> Result<()> {
     match change {
         ConfChangeType::AddNode => {
             if let Some(p) = util::find_peer(region, peer.store_id) {

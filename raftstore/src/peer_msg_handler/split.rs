@@ -192,8 +192,12 @@ impl PeerMsgHandler<'_, '_> {
         meta::write_region_state(wb, &left, PeerState::Normal)?;
         // The new region's peer here may already be initialised (it is ahead of this split):
         // then its state is newer than what this split would write.
-        let right_exists = meta::region_local_state(&self.ctx.engines.kv, right.id)?
-            .is_some_and(|s| s.get_state() != PeerState::Tombstone && s.has_region() && !s.get_region().get_peers().is_empty());
+        let right_exists =
+            meta::region_local_state(&self.ctx.engines.kv, right.id)?.is_some_and(|s| {
+                s.get_state() != PeerState::Tombstone
+                    && s.has_region()
+                    && !s.get_region().get_peers().is_empty()
+            });
         if !right_exists {
             meta::write_region_state(wb, &right, PeerState::Normal)?;
             meta::write_initial_apply_state(wb, right.id)?;
