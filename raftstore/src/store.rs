@@ -89,6 +89,16 @@ pub(crate) enum StoreAction {
 }
 
 impl StoreMeta {
+    /// How many first vote requests wait for the split that will create their peer here.
+    pub fn pending_vote_count(&self) -> usize {
+        self.pending_votes.len()
+    }
+
+    /// Whether the data of destroyed region `region_id` is still being deleted here.
+    pub fn is_clearing(&self, region_id: u64) -> bool {
+        self.pending_cleanups.contains_key(&region_id)
+    }
+
     /// Whether a snapshot of `region` may fill its range here: it overlaps no other region,
     /// and no destroyed region's data is still being deleted there.
     pub fn check_snapshot_range(&self, region: &Region) -> Result<()> {
@@ -293,6 +303,11 @@ impl Store {
     /// The store's snapshot directory.
     pub fn snap_manager(&self) -> &SnapManager {
         &self.snap_mgr
+    }
+
+    /// What the store knows across its peers (region ranges, pending votes and cleanups).
+    pub fn meta(&self) -> &StoreMeta {
+        &self.meta
     }
 
     /// The peer of `region_id` on this store, if any.

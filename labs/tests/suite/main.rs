@@ -14,6 +14,8 @@ mod peer_storage_2b;
 mod peer_storage_2c;
 #[cfg(feature = "2c")]
 mod snapshot_faults_2c;
+#[cfg(feature = "3b")]
+mod store_3b;
 
 #[cfg(feature = "2aa")]
 mod raft_2aa;

@@ -1,0 +1,466 @@
+//! Stage 3b, one store on its own: which raft messages may create a peer, how tombstones keep
+//! removed peers dead, and what destroying a peer leaves behind. Each test drives a `Store`
+//! event by event (no simulator, no other store), so the rule it checks is the only thing that
+//! can make it fail. The original course checks these rules only through whole-cluster tests,
+//! where a ghost peer shows up, if at all, as a flaky hang.
+
+use engine::{Cf, Durability, EngineOptions, Engines, WriteBatch};
+use proto::eraftpb::MessageType;
+use proto::metapb::{self, Region};
+use proto::raft_serverpb::{PeerState, RaftMessage, RegionLocalState};
+use proto::schedulerpb::{AskSplitResponse, RegionHeartbeatRequest, StoreStats};
+use raftstore::bootstrap::{bootstrap_store, new_first_region, prepare_bootstrap_cluster};
+use raftstore::snap::transfer::OutgoingSnapshot;
+use raftstore::util::new_peer;
+use raftstore::{
+    meta, Config, Effects, Error, Peer, Result, SchedulerClient, Store, StoreEvent, Task, Transport,
+};
+use tempfile::TempDir;
+
+#[derive(Default)]
+struct Sent {
+    msgs: Vec<RaftMessage>,
+}
+
+impl Transport for Sent {
+    fn send(&mut self, msg: RaftMessage) -> Result<()> {
+        self.msgs.push(msg);
+        Ok(())
+    }
+    fn send_snapshot(&mut self, _: OutgoingSnapshot) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A scheduler that is never needed here.
+struct NoScheduler;
+
+impl SchedulerClient for NoScheduler {
+    fn alloc_id(&mut self) -> Result<u64> {
+        Err(Error::other("no scheduler"))
+    }
+    fn region_heartbeat(&mut self, _: RegionHeartbeatRequest) -> Result<()> {
+        Ok(())
+    }
+    fn store_heartbeat(&mut self, _: StoreStats) -> Result<()> {
+        Ok(())
+    }
+    fn ask_split(&mut self, _: &metapb::Region) -> Result<AskSplitResponse> {
+        Err(Error::other("no scheduler"))
+    }
+    fn report_split(&mut self, _: &metapb::Region, _: &metapb::Region) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A store and what it asked of the world.
+struct Harness {
+    _dir: TempDir,
+    store: Store,
+    sent: Sent,
+    tasks: Vec<Task>,
+}
+
+impl Harness {
+    fn handle(&mut self, ev: StoreEvent) {
+        self.store.handle(
+            ev,
+            Effects {
+                transport: &mut self.sent,
+                scheduler: &mut NoScheduler,
+                tasks: &mut self.tasks,
+            },
+        );
+    }
+
+    /// Runs every spawned task to its end and hands its result back.
+    fn run_tasks(&mut self) {
+        while !self.tasks.is_empty() {
+            for task in std::mem::take(&mut self.tasks) {
+                let result = task.run(self.store.engines());
+                self.handle(StoreEvent::TaskDone(result));
+            }
+        }
+    }
+
+    fn peer(&self, region: u64) -> &Peer {
+        self.store.peer(region).expect("the peer exists")
+    }
+}
+
+/// `region` with peers on stores 1 and 2 (peer id = 10 × region + store), the given range and
+/// conf_ver.
+fn region(id: u64, start: &[u8], end: &[u8], conf_ver: u64) -> Region {
+    let mut r = new_first_region(id, vec![new_peer(1, id * 10 + 1), new_peer(2, id * 10 + 2)]);
+    r.start_key = start.to_vec();
+    r.end_key = end.to_vec();
+    r.mut_region_epoch().conf_ver = conf_ver;
+    r
+}
+
+/// Store 2 with the given regions (see [`region`]), started.
+fn store_with(regions: &[(u64, &[u8], &[u8])]) -> Harness {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engines =
+        Engines::open(dir.path().join("store"), &EngineOptions::for_tests()).expect("engines");
+    bootstrap_store(&engines, 0, 2).expect("bootstrap");
+    for &(id, start, end) in regions {
+        prepare_bootstrap_cluster(&engines, &region(id, start, end, 1)).expect("region");
+    }
+    let store = Store::new(2, Config::test(), engines).expect("store");
+    Harness {
+        _dir: dir,
+        store,
+        sent: Sent::default(),
+        tasks: Vec::new(),
+    }
+}
+
+/// A raft message from `from` to `to` (both `(store, peer id)`) of `region_id`, with the
+/// sender's epoch `(conf_ver, version)` and range.
+#[allow(clippy::too_many_arguments)]
+fn raft_msg(
+    region_id: u64,
+    from: (u64, u64),
+    to: (u64, u64),
+    epoch: (u64, u64),
+    range: (&[u8], &[u8]),
+    msg_type: MessageType,
+    term: u64,
+    commit: u64,
+) -> RaftMessage {
+    let mut msg = RaftMessage {
+        region_id,
+        start_key: range.0.to_vec(),
+        end_key: range.1.to_vec(),
+        ..Default::default()
+    };
+    msg.set_from_peer(new_peer(from.0, from.1));
+    msg.set_to_peer(new_peer(to.0, to.1));
+    msg.mut_region_epoch().conf_ver = epoch.0;
+    msg.mut_region_epoch().version = epoch.1;
+    let m = msg.mut_message();
+    m.set_msg_type(msg_type);
+    m.from = from.1;
+    m.to = to.1;
+    m.term = term;
+    m.commit = commit;
+    msg
+}
+
+fn region_state(h: &Harness, region: u64) -> Option<RegionLocalState> {
+    meta::region_local_state(&h.store.engines().kv, region).expect("region state")
+}
+
+/// Writes a tombstone for `region` (as the store would after destroying its peer).
+fn write_tombstone(engines: &Engines, region: &Region) {
+    let mut wb = WriteBatch::new();
+    meta::write_region_state(&mut wb, region, PeerState::Tombstone).expect("tombstone");
+    engines.kv.write(wb, Durability::Sync).expect("write");
+}
+
+/// An initial message (a heartbeat with commit 0, a vote request) for a region the store does
+/// not have, whose range is free here, creates an uninitialised peer: no range registered,
+/// log at 0. Any other message creates nothing.
+#[test]
+fn an_initial_message_creates_an_uninitialised_peer_and_others_do_not() {
+    let mut h = store_with(&[(1, b"", b"m")]);
+    let append = raft_msg(
+        6,
+        (1, 61),
+        (2, 62),
+        (1, 1),
+        (b"x", b""),
+        MessageType::MsgAppend,
+        7,
+        0,
+    );
+    h.handle(StoreEvent::Raft(append));
+    assert!(h.store.peer(6).is_none(), "an append created a peer");
+
+    let heartbeat = raft_msg(
+        5,
+        (1, 51),
+        (2, 52),
+        (1, 1),
+        (b"m", b""),
+        MessageType::MsgHeartbeat,
+        7,
+        0,
+    );
+    h.handle(StoreEvent::Raft(heartbeat));
+    let peer = h.peer(5);
+    assert!(!peer.is_initialized());
+    assert_eq!(peer.meta.id, 52);
+    assert_eq!(
+        (peer.storage().last_index(), peer.storage().applied_index()),
+        (0, 0)
+    );
+    assert!(
+        !h.store.meta().region_ranges.contains(5),
+        "an uninitialised peer owns no range"
+    );
+    // It answered the heartbeat (raft stepped the message).
+    assert!(h
+        .sent
+        .msgs
+        .iter()
+        .any(|m| m.region_id == 5
+            && m.get_message().get_msg_type() == MessageType::MsgHeartbeatResponse));
+}
+
+/// A message whose range a region of this store still covers (the right half of a split
+/// this store has not applied yet) creates nothing; a first vote request waits for the split.
+#[test]
+fn a_message_overlapping_a_region_here_creates_nothing_and_a_first_vote_waits() {
+    let mut h = store_with(&[(1, b"", b"")]);
+    let vote = raft_msg(
+        5,
+        (1, 51),
+        (2, 52),
+        (1, 2),
+        (b"m", b""),
+        MessageType::MsgRequestVote,
+        6,
+        0,
+    );
+    h.handle(StoreEvent::Raft(vote));
+    assert!(h.store.peer(5).is_none());
+    assert_eq!(h.store.meta().pending_vote_count(), 1);
+    // A vote of a later term is not a split's first election: not kept.
+    let later = raft_msg(
+        5,
+        (1, 51),
+        (2, 52),
+        (1, 2),
+        (b"m", b""),
+        MessageType::MsgRequestVote,
+        9,
+        0,
+    );
+    h.handle(StoreEvent::Raft(later));
+    assert_eq!(h.store.meta().pending_vote_count(), 1);
+}
+
+/// The ghost: a tombstone keeps a removed peer dead against messages from before its removal
+/// (an older epoch, or the same conf_ver), answers a stale vote from a peer outside its last
+/// region with a GC message, and lets a newer conf_ver (the store added back) create the peer.
+#[test]
+fn a_tombstone_keeps_a_removed_peer_dead_until_the_region_adds_the_store_back() {
+    let mut h = store_with(&[(1, b"", b"m")]);
+    // Region 5 [m, ""): this store's peer 52 was removed at conf_ver 3; peers 51 and 53 stay.
+    let mut dead = Region {
+        id: 5,
+        start_key: b"m".to_vec(),
+        ..Default::default()
+    };
+    dead.mut_region_epoch().conf_ver = 3;
+    dead.mut_region_epoch().version = 1;
+    dead.mut_peers().push(new_peer(1, 51));
+    dead.mut_peers().push(new_peer(3, 53));
+    write_tombstone(h.store.engines(), &dead);
+
+    let range: (&[u8], &[u8]) = (b"m", b"");
+    // From before the removal: a heartbeat of conf_ver 2, and one of conf_ver 3.
+    for conf_ver in [2, 3] {
+        let hb = raft_msg(
+            5,
+            (1, 51),
+            (2, 52),
+            (conf_ver, 1),
+            range,
+            MessageType::MsgHeartbeat,
+            8,
+            0,
+        );
+        h.handle(StoreEvent::Raft(hb));
+        assert!(
+            h.store.peer(5).is_none(),
+            "conf_ver {conf_ver} recreated the ghost"
+        );
+    }
+    // A stale vote from a store the region no longer has (store 4): told to go.
+    h.sent.msgs.clear();
+    let vote = raft_msg(
+        5,
+        (4, 54),
+        (2, 52),
+        (2, 1),
+        range,
+        MessageType::MsgRequestVote,
+        9,
+        0,
+    );
+    h.handle(StoreEvent::Raft(vote));
+    assert!(h.store.peer(5).is_none());
+    let gc: Vec<_> = h.sent.msgs.iter().filter(|m| m.is_tombstone).collect();
+    assert_eq!(gc.len(), 1, "{:?}", h.sent.msgs);
+    assert_eq!(gc[0].get_to_peer().id, 54);
+    assert_eq!(gc[0].get_region_epoch().conf_ver, 3);
+    // A stale vote from a store still in the region is dropped without a GC message.
+    h.sent.msgs.clear();
+    let vote = raft_msg(
+        5,
+        (3, 53),
+        (2, 52),
+        (2, 1),
+        range,
+        MessageType::MsgRequestVote,
+        9,
+        0,
+    );
+    h.handle(StoreEvent::Raft(vote));
+    assert!(h.sent.msgs.iter().all(|m| !m.is_tombstone));
+    // The region added this store back (conf_ver 4): a new peer starts.
+    let hb = raft_msg(
+        5,
+        (1, 51),
+        (2, 52),
+        (4, 1),
+        range,
+        MessageType::MsgHeartbeat,
+        10,
+        0,
+    );
+    h.handle(StoreEvent::Raft(hb));
+    assert!(h.store.peer(5).is_some_and(|p| !p.is_initialized()));
+}
+
+/// A GC message from a peer whose region is newer destroys the peer: a tombstone with the
+/// region, no apply state, no raft state or log, its data deleted by a task; until the task is
+/// done no snapshot may fill the range.
+#[test]
+fn a_gc_message_with_a_newer_epoch_destroys_the_peer_and_its_data() {
+    let mut h = store_with(&[(1, b"", b"")]);
+    h.store
+        .engines()
+        .kv
+        .put_cf(Cf::Default, b"k", b"v")
+        .expect("data");
+    let mut gc = raft_msg(
+        1,
+        (1, 11),
+        (2, 12),
+        (2, 1),
+        (b"", b""),
+        MessageType::MsgHeartbeat,
+        0,
+        0,
+    );
+    gc.is_tombstone = true;
+    // An equal epoch is not newer: nothing happens.
+    let mut same = gc.clone();
+    same.mut_region_epoch().conf_ver = 1;
+    h.handle(StoreEvent::Raft(same));
+    assert!(h.store.peer(1).is_some());
+
+    h.handle(StoreEvent::Raft(gc));
+    assert!(h.store.peer(1).is_none(), "the peer was not destroyed");
+    let state = region_state(&h, 1).expect("a region state");
+    assert_eq!(state.get_state(), PeerState::Tombstone);
+    let engines = h.store.engines().clone();
+    assert_eq!(meta::apply_state(&engines.kv, 1).expect("read"), None);
+    assert_eq!(
+        meta::raft_local_state(&engines.raft, 1).expect("read"),
+        None
+    );
+    assert!(meta::raft_log_indexes(&engines.raft, 1)
+        .expect("read")
+        .is_empty());
+    assert!(h.store.meta().is_clearing(1));
+    let r = region(1, b"", b"", 5);
+    assert!(
+        h.store.meta().check_snapshot_range(&r).is_err(),
+        "a snapshot may fill a range being cleared"
+    );
+    h.run_tasks();
+    assert_eq!(engines.kv.get_cf(Cf::Default, b"k").expect("read"), None);
+    assert!(!h.store.meta().is_clearing(1));
+    assert!(h.store.meta().check_snapshot_range(&r).is_ok());
+}
+
+/// A message of the peer's region for a larger peer id on this store means the region removed
+/// this peer and added the store back: the stale peer is destroyed and the message creates
+/// its successor.
+#[test]
+fn a_message_for_a_larger_peer_id_replaces_the_stale_peer() {
+    let mut h = store_with(&[(1, b"", b"")]);
+    let hb = raft_msg(
+        1,
+        (1, 11),
+        (2, 22),
+        (3, 1),
+        (b"", b""),
+        MessageType::MsgHeartbeat,
+        9,
+        0,
+    );
+    h.handle(StoreEvent::Raft(hb));
+    let peer = h.peer(1);
+    assert_eq!(peer.meta.id, 22);
+    assert!(!peer.is_initialized());
+    // A message for an older peer id is dropped.
+    let old = raft_msg(
+        1,
+        (1, 11),
+        (2, 12),
+        (3, 1),
+        (b"", b""),
+        MessageType::MsgHeartbeat,
+        9,
+        0,
+    );
+    h.handle(StoreEvent::Raft(old));
+    assert_eq!(h.peer(1).meta.id, 22);
+}
+
+/// A start finishes what a crash interrupted in a destruction: a tombstone's leftover raft
+/// state and log go at once, its data by a task, unless another region owns the range now.
+#[test]
+fn a_start_finishes_interrupted_destructions() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engines =
+        Engines::open(dir.path().join("store"), &EngineOptions::for_tests()).expect("engines");
+    bootstrap_store(&engines, 0, 2).expect("bootstrap");
+    // Region 1 ["", "m") is live; region 5 ["m", "") and region 6 ["a", "b") are tombstones
+    // with leftovers; region 6's range belongs to region 1 now.
+    let mut live = region(1, b"", b"m", 1);
+    live.mut_region_epoch().version = 2;
+    prepare_bootstrap_cluster(&engines, &live).expect("region");
+    for (id, start, end) in [(5u64, &b"m"[..], &b""[..]), (6, b"a", b"b")] {
+        write_tombstone(&engines, &region(id, start, end, 3));
+        let mut wb = WriteBatch::new();
+        meta::write_initial_raft_state(&mut wb, id).expect("raft state");
+        engines.raft.write(wb, Durability::Sync).expect("write");
+    }
+    engines
+        .kv
+        .put_cf(Cf::Default, b"a1", b"region 1's")
+        .expect("data");
+    engines
+        .kv
+        .put_cf(Cf::Default, b"x", b"garbage")
+        .expect("data");
+    let store = Store::new(2, Config::test(), engines.clone()).expect("store");
+    let mut h = Harness {
+        _dir: dir,
+        store,
+        sent: Sent::default(),
+        tasks: Vec::new(),
+    };
+    for id in [5, 6] {
+        assert_eq!(
+            meta::raft_local_state(&engines.raft, id).expect("read"),
+            None
+        );
+    }
+    assert!(h.store.peer(5).is_none() && h.store.peer(6).is_none());
+    h.handle(StoreEvent::Tick);
+    h.run_tasks();
+    assert_eq!(engines.kv.get_cf(Cf::Default, b"x").expect("read"), None);
+    assert!(engines
+        .kv
+        .get_cf(Cf::Default, b"a1")
+        .expect("read")
+        .is_some());
+}
