@@ -1,4 +1,4 @@
-//! Classic bugs in the standalone server (1) and the raftstore (2b, the store half of 2c).
+//! Classic bugs in the standalone server (1) and the raftstore (2b, the store half of 2c, 3b).
 
 use crate::mutants::Mutant;
 
@@ -348,5 +348,87 @@ pub const ENTRIES: &[Mutant] = &[
         after: "pub fn save_ready_state(",
         find: "self.engines.kv.write(kv_wb, Durability::Sync)?;",
         replace: "self.engines.kv.write(kv_wb, Durability::Buffered)?;",
+    },
+    // Stage 3b: admin commands, region epochs, peers created and destroyed.
+    Mutant {
+        id: "3b-conf-ver-not-bumped",
+        stage: "3b",
+        bug: "an applied ChangePeer changes the region's peers without bumping conf_ver",
+        file: "raftstore/src/peer_msg_handler/conf_change.rs",
+        after: "pub(super) fn apply_conf_change(",
+        find: "region.mut_region_epoch().conf_ver += 1;",
+        replace: "",
+    },
+    Mutant {
+        id: "3b-ghost-recreated",
+        stage: "3b",
+        bug: "a tombstone does not stop a message from before the removal: the removed peer comes back as a ghost",
+        file: "raftstore/src/store/create_peer.rs",
+        after: "pub fn is_before_removal(",
+        find: "is_epoch_stale(from, dead) || from.conf_ver == dead.conf_ver",
+        replace: "false",
+    },
+    Mutant {
+        id: "3b-split-new-region-old-range",
+        stage: "3b",
+        bug: "the split's new region starts at the old region's start key instead of the split key",
+        file: "raftstore/src/peer_msg_handler/split.rs",
+        after: "pub(super) fn apply_split(",
+        find: "right.start_key = req.split_key.clone();",
+        replace: "right.start_key = left.start_key.clone();",
+    },
+    Mutant {
+        id: "3b-split-version-not-bumped",
+        stage: "3b",
+        bug: "a split bumps version on the new region only; the old region keeps its version",
+        file: "raftstore/src/peer_msg_handler/split.rs",
+        after: "pub(super) fn apply_split(",
+        find: "left.mut_region_epoch().version = version;",
+        replace: "",
+    },
+    Mutant {
+        id: "3b-transfer-leader-not-answered",
+        stage: "3b",
+        bug: "TransferLeader starts the transfer but never answers the command",
+        file: "raftstore/src/peer_msg_handler/conf_change.rs",
+        after: "pub(super) fn propose_transfer_leader(",
+        find: "cb(CmdResponse { resp, snap: None });",
+        replace: "drop((cb, resp));",
+    },
+    Mutant {
+        id: "3b-transfer-leader-ignored",
+        stage: "3b",
+        bug: "TransferLeader is answered but raft is never asked to transfer",
+        file: "raftstore/src/peer_msg_handler/conf_change.rs",
+        after: "pub(super) fn propose_transfer_leader(",
+        find: "self.peer.raft_group.transfer_leader(target.id);",
+        replace: "let _ = target;",
+    },
+    Mutant {
+        id: "3b-peer-cache-not-updated",
+        stage: "3b",
+        bug: "an added peer is not put in the peer cache, so the leader cannot address it (or addresses a reused id's old store)",
+        file: "raftstore/src/peer_msg_handler/conf_change.rs",
+        after: "pub(super) fn apply_conf_change(",
+        find: "self.peer.peer_cache.insert(peer.id, peer.clone());",
+        replace: "",
+    },
+    Mutant {
+        id: "3b-removed-peer-not-destroyed",
+        stage: "3b",
+        bug: "a peer that applies its own removal stays, with its data, instead of destroying itself",
+        file: "raftstore/src/peer_msg_handler/conf_change.rs",
+        after: "pub(super) fn apply_conf_change(",
+        find: "self.peer.pending_destroy = Some(region.clone());",
+        replace: "",
+    },
+    Mutant {
+        id: "3b-region-state-not-persisted",
+        stage: "3b",
+        bug: "an applied ChangePeer updates the region in memory but never writes the region state",
+        file: "raftstore/src/peer_msg_handler/conf_change.rs",
+        after: "pub(super) fn apply_conf_change(",
+        find: "meta::write_region_state(wb, &region, PeerState::Normal)?;",
+        replace: "",
     },
 ];
