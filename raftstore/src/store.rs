@@ -228,6 +228,20 @@ impl Store {
                 continue;
             }
             let region = state.get_region().clone();
+            if crate::util::find_peer(&region, id).is_none() {
+                // The region no longer lists this store: its peer was removed and the crash
+                // came before its tombstone was written. Finish the job.
+                tracing::warn!(
+                    "store {id}: region {} no longer has a peer here; tombstoning it",
+                    region.id
+                );
+                let mut wb = engine::WriteBatch::new();
+                meta::write_region_state(&mut wb, &region, PeerState::Tombstone)?;
+                wb.delete_cf(Cf::Raft, &keys::apply_state_key(region.id))?;
+                engines.kv.write(wb, engine::Durability::Sync)?;
+                tombstones.push(region);
+                continue;
+            }
             if let Err(other) = meta.region_ranges.insert(&region) {
                 return Err(Error::corrupt(format!(
                     "store {id}: regions {} and {other} overlap",

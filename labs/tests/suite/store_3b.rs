@@ -464,3 +464,26 @@ fn a_start_finishes_interrupted_destructions() {
         .expect("read")
         .is_some());
 }
+
+/// A store that crashed after its peer applied its own removal but before the tombstone was
+/// written finds a region that no longer lists it: it starts no peer for it and writes the
+/// tombstone then.
+#[test]
+fn a_start_tombstones_a_region_that_no_longer_lists_the_store() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engines =
+        Engines::open(dir.path().join("store"), &EngineOptions::for_tests()).expect("engines");
+    bootstrap_store(&engines, 0, 2).expect("bootstrap");
+    let mut removed = region(7, b"", b"", 2);
+    removed.mut_peers().retain(|p| p.store_id != 2);
+    let mut wb = WriteBatch::new();
+    meta::write_region_state(&mut wb, &removed, PeerState::Normal).expect("region state");
+    meta::write_initial_apply_state(&mut wb, 7).expect("apply state");
+    engines.kv.write(wb, Durability::Sync).expect("write");
+    let store = Store::new(2, Config::test(), engines.clone()).expect("the store starts");
+    assert!(store.peer(7).is_none());
+    let state = meta::region_local_state(&engines.kv, 7)
+        .expect("read")
+        .expect("a region state");
+    assert_eq!(state.get_state(), PeerState::Tombstone);
+}

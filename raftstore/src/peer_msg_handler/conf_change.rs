@@ -173,7 +173,10 @@ impl PeerMsgHandler<'_, '_> {
             }
         };
         region.mut_region_epoch().conf_ver += 1;
-        meta::write_region_state(wb, &region, PeerState::Normal)?;
+        if !removes_me {
+            // (A removed peer's state becomes its tombstone instead, when it is destroyed.)
+            meta::write_region_state(wb, &region, PeerState::Normal)?;
+        }
         self.peer.storage_mut().set_region(region.clone());
         if let Err(other) = self.ctx.meta.region_ranges.insert(&region) {
             return Err(Error::other(format!(
