@@ -23,31 +23,33 @@
 //! Each is deliberate and documented again where it happens:
 //!
 //! 1. **No panics inside the scheduler.** Where the original panics because a heartbeat reveals
-//!    a store bug (a peer set changed without a `conf_ver` bump, more peers changed than
-//!    `conf_ver` rose, a range with `start_key >= end_key`, a heartbeat without a leader or
-//!    region), the mock records a [violation](MockScheduler::violations) and refuses that
+//!    a store bug (a peer set changed without a `conf_ver` bump, a `conf_ver` that rose by
+//!    anything but one conf change, a range with `start_key >= end_key`, a heartbeat without a
+//!    leader or region), the mock records a [violation](MockScheduler::violations) and refuses that
 //!    heartbeat with [`MockSchedulerError::Violation`]. The harness turns recorded violations
 //!    into a test failure with the message.
-//! 2. **`conf_ver` may jump by more than one** (two conf changes applied between two accepted
-//!    heartbeats, `pitfalls.md` item 4). The original panics ("unmatched conf version", "should
-//!    only one different peer"); the mock accepts a newer heartbeat whose peer set differs from
-//!    the cached one by at most as many peers as `conf_ver` rose. With a rise of exactly one
-//!    this is the original's rule (one peer added or removed, or the same peers).
-//! 3. The original also demands `version + 1` when `conf_ver` rose and the peer count stayed
-//!    the same; the mock does not (a membership change says nothing about splits).
-//! 4. Peer sets are compared by `(store id, peer id)`, not by store id alone, so a peer
+//! 2. **The conf-version rule is exact, and one step stricter than the original.** A heartbeat
+//!    whose `conf_ver` is larger than the cached region's must carry `conf_ver` exactly one
+//!    larger, and either a peer set that differs by exactly one added or one removed peer (the
+//!    smaller set contained in the larger), or, with an equal peer count, the same peers and
+//!    `version` exactly one larger too (the original's rule, kept as written). The original
+//!    checks the `+1` only in the equal-count case, so it lets an add, remove, add between two
+//!    heartbeats through (`conf_ver` +3, one peer more); the mock records a violation for it,
+//!    as for every other jump (`pitfalls.md` item 4): one applied conf change, one `conf_ver`
+//!    step, one heartbeat.
+//! 3. Peer sets are compared by `(store id, peer id)`, not by store id alone, so a peer
 //!    replaced by another id on the same store counts as a change.
-//! 5. [`get_region_by_id`](MockScheduler::get_region_by_id) of an unknown or removed region id
+//! 4. [`get_region_by_id`](MockScheduler::get_region_by_id) of an unknown or removed region id
 //!    returns `None`; the original maps such an id to the empty key and returns the first
 //!    region and its leader. [`ask_split`](MockScheduler::ask_split) of an unknown region
 //!    therefore fails with [`MockSchedulerError::RegionNotFound`].
-//! 6. Range reconciliation also removes (or is refused by) a cached region that **starts
+//! 5. Range reconciliation also removes (or is refused by) a cached region that **starts
 //!    inside** the heartbeat's range; the original looks only at the region containing the
 //!    heartbeat's start key, so a stale pre-split heartbeat could be inserted on top of a newer
 //!    half and leave two cached regions overlapping.
-//! 7. An `AddPeer` operator counts its peer as seen only if a peer with the same id **on the
+//! 6. An `AddPeer` operator counts its peer as seen only if a peer with the same id **on the
 //!    same store** is in the heartbeat (the original matches the id alone).
-//! 8. A heartbeat whose leader is on a store the scheduler does not know is refused with a
+//! 7. A heartbeat whose leader is on a store the scheduler does not know is refused with a
 //!    violation before it changes anything (the original updates its state, then calls a nil
 //!    response handler and crashes).
 
@@ -362,13 +364,14 @@ impl MockScheduler {
     ///    is removed if the heartbeat's version is strictly larger, else the heartbeat is
     ///    refused; the heartbeat's region is inserted once nothing overlaps;
     /// 4. `conf_ver` is reconciled with the cached region: a stale epoch is refused; a larger
-    ///    `conf_ver` stores the heartbeat's region; an equal one must come with the same peers;
+    ///    `conf_ver` must be exactly one larger and describe exactly one conf change (see
+    ///    [`check_one_conf_change`]), then the heartbeat's region is stored; an equal one must
+    ///    come with the same peers;
     /// 5. the operator is checked: a finished one is deleted, else its step goes into the
     ///    response, which is addressed to the leader's store.
     ///
     /// Refused heartbeats (stale, or a violation) queue no response. Where the original
-    /// panics the mock records a violation instead (see the module docs), and it accepts
-    /// `conf_ver` jumps by more than one when the peer set changed by at most that many peers.
+    /// panics the mock records a violation instead (see the module docs).
     pub fn region_heartbeat(
         &mut self,
         req: &RegionHeartbeatRequest,
@@ -527,27 +530,22 @@ impl MockScheduler {
         if is_epoch_stale(epoch, cached_epoch) {
             return Err(Self::stale(region, &cached));
         }
-        let changed = peer_set(region)
-            .symmetric_difference(&peer_set(&cached))
-            .count() as u64;
         if epoch.conf_ver > cached_epoch.conf_ver {
-            // Each applied conf change adds or removes exactly one peer, so the peer sets can
-            // differ by at most as many peers as conf_ver rose. The original demands a rise of
-            // exactly one (pitfall 4) and, with equal peer counts, a version rise of one too.
-            let rise = epoch.conf_ver - cached_epoch.conf_ver;
-            if changed > rise {
+            if let Err(why) = check_one_conf_change(&cached, region) {
                 return Err(self.violation(format!(
-                    "region {} conf_ver rose by {rise} ({} -> {}) but {changed} peers changed: \
-                     scheduler has {}, heartbeat has {}",
+                    "region {} heartbeat is not one conf change after the scheduler's copy: \
+                     {why}; scheduler has {} {}, heartbeat has {} {}",
                     region.id,
-                    cached_epoch.conf_ver,
-                    epoch.conf_ver,
+                    fmt_epoch(cached_epoch),
                     fmt_peers(&cached),
+                    fmt_epoch(epoch),
                     fmt_peers(region)
                 )));
             }
             self.insert_region(region.clone());
-        } else if changed != 0 || region.get_peers().len() != cached.get_peers().len() {
+        } else if peer_set(region) != peer_set(&cached)
+            || region.get_peers().len() != cached.get_peers().len()
+        {
             return Err(self.violation(format!(
                 "region {} peers changed without a conf_ver bump (conf_ver {}): scheduler has \
                  {}, heartbeat has {}",
@@ -629,6 +627,62 @@ impl raftstore::SchedulerClient for MockScheduler {
     /// Ignored, as in the original: the halves' heartbeats update the cache.
     fn report_split(&mut self, _left: &Region, _right: &Region) -> raftstore::Result<()> {
         Ok(())
+    }
+}
+
+/// The original's rule for a heartbeat whose `conf_ver` is larger than the cached region's,
+/// made exact: `conf_ver` rose by exactly one, and the peers (by store and id) differ by exactly
+/// one added or one removed peer, the smaller set inside the larger; with an equal peer count
+/// the peers must be the same and `version` must have risen by exactly one too (the original's
+/// equal-count case, kept as it is). The error names the broken rule, in the original's words
+/// where it has them.
+fn check_one_conf_change(cached: &Region, heartbeat: &Region) -> Result<(), String> {
+    let (old, new) = (cached.get_region_epoch(), heartbeat.get_region_epoch());
+    if new.conf_ver != old.conf_ver + 1 {
+        return Err(format!(
+            "unmatched conf version: conf_ver rose by {} ({} -> {}), one conf change raises it by 1",
+            new.conf_ver - old.conf_ver,
+            old.conf_ver,
+            new.conf_ver
+        ));
+    }
+    let (before, after) = (peer_set(cached), peer_set(heartbeat));
+    let (smaller, larger) = if before.len() <= after.len() {
+        (&before, &after)
+    } else {
+        (&after, &before)
+    };
+    match larger.len() - smaller.len() {
+        0 => {
+            if before != after {
+                return Err(
+                    "should only one conf change: the peer count is the same but \
+                            the peers differ"
+                        .to_owned(),
+                );
+            }
+            if new.version != old.version + 1 {
+                return Err(format!(
+                    "unmatched version: the same peers with conf_ver +1 need version +1, got \
+                     {} -> {}",
+                    old.version, new.version
+                ));
+            }
+            Ok(())
+        }
+        1 => {
+            if smaller.is_subset(larger) {
+                Ok(())
+            } else {
+                Err(
+                    "should include all peers: the smaller peer set is not inside the larger"
+                        .to_owned(),
+                )
+            }
+        }
+        n => Err(format!(
+            "should only one conf change: {n} peers more or fewer with one conf_ver step"
+        )),
     }
 }
 
@@ -959,11 +1013,34 @@ mod tests {
         assert!(s.violations().is_empty());
     }
 
+    /// A heartbeat that `region_heartbeat` must refuse as a violation whose message names
+    /// `rule`, leaving the cache as it was and queueing no response.
+    fn assert_violation(s: &mut MockScheduler, heartbeat: &Region, rule: &str) {
+        let before = s.get_region_by_id(heartbeat.id).map(|(r, _)| r);
+        let err = s.region_heartbeat(&hb(heartbeat, (1, 1), &[])).unwrap_err();
+        assert!(
+            matches!(&err, MockSchedulerError::Violation(m) if m.contains(rule)),
+            "expected a violation naming {rule:?}, got {err:?}"
+        );
+        let recorded = s.take_violations();
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        assert!(recorded[0].contains(rule), "{recorded:?}");
+        assert!(
+            s.take_responses().is_empty(),
+            "a refused heartbeat gets no response"
+        );
+        assert_eq!(
+            s.get_region_by_id(heartbeat.id).map(|(r, _)| r),
+            before,
+            "a refused heartbeat changes nothing"
+        );
+    }
+
     #[test]
-    fn conf_ver_plus_two_is_accepted() {
-        // Pitfall 4: two conf changes between heartbeats. The original panics here.
+    fn conf_ver_plus_two_is_a_violation_even_when_the_peers_fit() {
+        // Pitfall 4: two conf changes between two heartbeats. Remove (2,2), then add (2,12):
+        // same size, one store's peer replaced.
         let (mut s, _) = sched_with_region();
-        // Remove (2,2), then add (2,12): same size, one store's peer replaced.
         let swapped = region(
             1,
             b"",
@@ -971,14 +1048,101 @@ mod tests {
             (3, 1),
             &[(1, 1), (2, 12), (3, 3), (4, 4), (5, 5)],
         );
-        s.region_heartbeat(&hb(&swapped, (1, 1), &[])).unwrap();
-        assert_eq!(s.get_region_by_id(1).unwrap().0, swapped);
+        assert_violation(&mut s, &swapped, "unmatched conf version");
         // Two removals at once.
-        let shrunk = region(1, b"", b"", (5, 1), &[(1, 1), (2, 12), (3, 3)]);
-        s.region_heartbeat(&hb(&shrunk, (1, 1), &[])).unwrap();
-        assert_eq!(s.get_region_by_id(1).unwrap().0, shrunk);
+        let shrunk = region(1, b"", b"", (3, 1), &[(1, 1), (2, 2), (3, 3)]);
+        assert_violation(&mut s, &shrunk, "unmatched conf version");
+        // Add, remove, add: one peer more, conf_ver + 3. The original lets this through (it
+        // checks the +1 only when the counts are equal); the exact rule does not.
+        let four = region(1, b"", b"", (2, 1), &[(1, 1), (2, 2), (3, 3), (4, 4)]);
+        s.region_heartbeat(&hb(&four, (1, 1), &[])).unwrap();
+        s.take_responses();
+        let add_remove_add = region(
+            1,
+            b"",
+            b"",
+            (5, 1),
+            &[(1, 1), (2, 2), (3, 3), (4, 4), (5, 14)],
+        );
+        assert_violation(&mut s, &add_remove_add, "conf_ver rose by 3");
+    }
+
+    #[test]
+    fn one_conf_change_must_add_or_remove_exactly_one_peer() {
+        let (mut s, _) = sched_with_region();
+        // conf_ver + 1 with two peers gone.
+        let two_gone = region(1, b"", b"", (2, 1), &[(1, 1), (2, 2), (3, 3)]);
+        assert_violation(&mut s, &two_gone, "should only one conf change");
+        // conf_ver + 1, one peer fewer, but another peer than the cached ones in it.
+        let not_inside = region(1, b"", b"", (2, 1), &[(1, 1), (2, 2), (3, 3), (6, 6)]);
+        assert_violation(&mut s, &not_inside, "should include all peers");
+        // conf_ver + 1 with an equal-size set that differs (a store swapped).
+        let swapped = region(
+            1,
+            b"",
+            b"",
+            (2, 1),
+            &[(1, 1), (2, 2), (3, 3), (4, 4), (6, 12)],
+        );
+        assert_violation(&mut s, &swapped, "should only one conf change");
+        // The same store with another peer id counts as a different peer.
+        let renamed = region(
+            1,
+            b"",
+            b"",
+            (2, 1),
+            &[(1, 1), (2, 2), (3, 3), (4, 4), (5, 9)],
+        );
+        assert_violation(&mut s, &renamed, "should only one conf change");
+        // Through the trait the refusal is an error carrying the message.
+        let err = SchedulerClient::region_heartbeat(&mut s, hb(&two_gone, (1, 1), &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invariant violated"), "{err}");
+        assert_eq!(s.take_violations().len(), 1);
+    }
+
+    #[test]
+    fn equal_peers_with_conf_ver_plus_one_need_version_plus_one() {
+        // The original's equal-count case: same peers, conf_ver + 1 and version + 1.
+        let (mut s, _) = sched_with_region();
+        let same_version = region(1, b"", b"", (2, 1), FIVE);
+        assert_violation(&mut s, &same_version, "unmatched version");
+        let version_plus_two = region(1, b"", b"", (2, 3), FIVE);
+        // A larger version replaces the cached region in step 3 (as in the original), so the
+        // conf_ver rule has nothing left to compare against: accepted.
+        s.region_heartbeat(&hb(&version_plus_two, (1, 1), &[]))
+            .unwrap();
+        assert_eq!(s.get_region_by_id(1).unwrap().0, version_plus_two);
+        let (mut s, _) = sched_with_region();
+        let both_plus_one = region(1, b"", b"", (2, 2), FIVE);
+        s.region_heartbeat(&hb(&both_plus_one, (1, 1), &[]))
+            .unwrap();
+        assert_eq!(s.get_region_by_id(1).unwrap().0, both_plus_one);
         assert!(s.violations().is_empty());
-        assert_eq!(s.take_responses().len(), 2);
+    }
+
+    #[test]
+    fn a_conf_change_after_a_split_is_checked_against_the_half() {
+        // Split into [, m) and [m, ), then one conf change on the right half: accepted; a
+        // second one skipped over (conf_ver + 2) on the left half: a violation.
+        let (mut s, _) = sched_with_region();
+        let left = region(1, b"", b"m", (1, 2), FIVE);
+        let right = region(
+            6,
+            b"m",
+            b"",
+            (1, 2),
+            &[(1, 7), (2, 8), (3, 9), (4, 10), (5, 11)],
+        );
+        s.region_heartbeat(&hb(&left, (1, 1), &[])).unwrap();
+        s.region_heartbeat(&hb(&right, (1, 7), &[])).unwrap();
+        let right_less = region(6, b"m", b"", (2, 2), &[(1, 7), (2, 8), (3, 9), (4, 10)]);
+        s.region_heartbeat(&hb(&right_less, (1, 7), &[])).unwrap();
+        assert_eq!(s.get_region(b"z").unwrap().0, right_less);
+        s.take_responses();
+        let left_jump = region(1, b"", b"m", (3, 2), &[(1, 1), (2, 2), (3, 3)]);
+        assert_violation(&mut s, &left_jump, "unmatched conf version");
     }
 
     #[test]
@@ -1011,34 +1175,6 @@ mod tests {
         assert!(s.region_heartbeat(&hb(&renamed, (1, 1), &[])).is_err());
         assert_eq!(s.take_violations().len(), 2);
         assert!(s.violations().is_empty());
-    }
-
-    #[test]
-    fn more_peer_changes_than_conf_ver_rose_is_a_violation() {
-        let (mut s, r) = sched_with_region();
-        // conf_ver + 1 with an equal-size set that differs.
-        let swapped = region(
-            1,
-            b"",
-            b"",
-            (2, 1),
-            &[(1, 1), (2, 2), (3, 3), (4, 4), (6, 12)],
-        );
-        assert!(matches!(
-            s.region_heartbeat(&hb(&swapped, (1, 1), &[])),
-            Err(MockSchedulerError::Violation(_))
-        ));
-        // conf_ver + 1 with two peers gone.
-        let two_gone = region(1, b"", b"", (2, 1), &[(1, 1), (2, 2), (3, 3)]);
-        assert!(s.region_heartbeat(&hb(&two_gone, (1, 1), &[])).is_err());
-        assert_eq!(s.violations().len(), 2);
-        assert!(s.violations()[1].contains("conf_ver rose by 1"));
-        assert_eq!(s.get_region_by_id(1).unwrap().0, r);
-        // Through the trait the refusal is an error carrying the message.
-        let err = SchedulerClient::region_heartbeat(&mut s, hb(&two_gone, (1, 1), &[]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("invariant violated"), "{err}");
     }
 
     #[test]
