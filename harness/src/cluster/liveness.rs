@@ -81,13 +81,14 @@ impl Liveness {
 }
 
 /// Whether a filter can keep a healthy cluster from making progress.
-fn cuts(f: &Filter) -> bool {
+pub(crate) fn cuts(f: &Filter) -> bool {
     match f {
         Filter::Partition(_)
         | Filter::Isolate(_)
         | Filter::Cut(..)
         | Filter::DropKind(_)
-        | Filter::DropRegion(_) => true,
+        | Filter::DropRegion(_)
+        | Filter::CutRegion { .. } => true,
         Filter::DropRate(p) => *p >= 0.5,
         Filter::Delay { .. }
         | Filter::Duplicate { .. }

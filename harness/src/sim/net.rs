@@ -39,6 +39,14 @@ pub enum Filter {
     DropKind(i32),
     /// Drops every message of this region.
     DropRegion(u64),
+    /// Drops every message of `region` to or from `store`: the store hears nothing of that one
+    /// region (it lags behind the region's log, say a split), while its other regions talk.
+    CutRegion {
+        /// The region.
+        region: u64,
+        /// The store cut off from it.
+        store: u64,
+    },
     /// Adds a uniformly random delay in `[min, max]` to each message (reorders messages whose
     /// delays overlap).
     Delay {
@@ -82,6 +90,9 @@ impl Filter {
             Filter::DropRate(p) => rng.gen_bool(p.clamp(0.0, 1.0)),
             Filter::DropKind(k) => r.kind == *k,
             Filter::DropRegion(id) => r.region == *id,
+            Filter::CutRegion { region, store } => {
+                r.region == *region && (r.from == *store || r.to == *store)
+            }
             Filter::Delay { .. }
             | Filter::Duplicate { .. }
             | Filter::Corrupt(_)
@@ -255,6 +266,30 @@ mod tests {
                 }
             )
             .dropped());
+    }
+
+    #[test]
+    fn a_region_cut_drops_only_that_region_at_that_store() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut net = Network::default();
+        net.add_filter(Filter::CutRegion {
+            region: 1,
+            store: 5,
+        });
+        assert!(net.route(&mut rng, &route(1, 5)).dropped());
+        assert!(net.route(&mut rng, &route(5, 2)).dropped());
+        assert!(
+            !net.route(&mut rng, &route(1, 2)).dropped(),
+            "other stores talk"
+        );
+        let other_region = Route {
+            region: 2,
+            ..route(1, 5)
+        };
+        assert!(
+            !net.route(&mut rng, &other_region).dropped(),
+            "other regions talk"
+        );
     }
 
     #[test]
