@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use engine::{keys, Cf};
-use proto::raft_serverpb::{RaftApplyState, RaftLocalState, RegionLocalState};
+use proto::metapb;
+use proto::raft_serverpb::{PeerState, RaftApplyState, RaftLocalState, RegionLocalState};
+use protobuf::Message;
 use raftstore::snap::{SnapFileKind, SnapKey, SnapManager};
 
 use super::{Cluster, World};
@@ -82,6 +84,96 @@ impl Cluster {
     pub fn region_state_of(&self, store_id: u64, region_id: u64) -> Option<RegionLocalState> {
         raftstore::meta::region_local_state(&self.engines(store_id).kv, region_id)
             .unwrap_or_else(|e| self.fail(&format!("store {store_id}: region state: {e}")))
+    }
+
+    /// The region state of every region store `store_id`'s kv engine holds, by region id
+    /// (tombstones included).
+    pub fn region_states_of(&self, store_id: u64) -> Vec<(u64, RegionLocalState)> {
+        let mut out = Vec::new();
+        let mut bad = None;
+        let scanned = self.engines(store_id).kv.snapshot().and_then(|snap| {
+            snap.scan_cf(
+                Cf::Raft,
+                keys::REGION_META_MIN_KEY,
+                Some(keys::REGION_META_MAX_KEY),
+                |k, v| {
+                    if let Some((id, keys::REGION_STATE_SUFFIX)) = keys::decode_region_meta_key(k) {
+                        match RegionLocalState::parse_from_bytes(v) {
+                            Ok(state) => out.push((id, state)),
+                            Err(e) => bad = Some(format!("region {id}: {e}")),
+                        }
+                    }
+                    true
+                },
+            )
+        });
+        if let Err(e) = scanned {
+            self.fail(&format!("store {store_id}: scanning region states: {e}"));
+        }
+        if let Some(e) = bad {
+            self.fail(&format!(
+                "store {store_id}: a region state does not decode: {e}"
+            ));
+        }
+        out
+    }
+
+    /// The peer of `region_id` on store `store_id`, if the store is running and has one.
+    pub fn peer_on(&self, store_id: u64, region_id: u64) -> Option<&raftstore::Peer> {
+        self.world()
+            .stores
+            .get(&store_id)
+            .and_then(|n| n.store.as_ref())
+            .and_then(|s| s.peer(region_id))
+    }
+
+    /// The regions of the initialised peers (those that know their region's peers) of store
+    /// `store_id`, by region id; empty while the store is stopped.
+    pub fn regions_on(&self, store_id: u64) -> Vec<metapb::Region> {
+        self.world()
+            .stores
+            .get(&store_id)
+            .and_then(|n| n.store.as_ref())
+            .map(|s| {
+                s.peers()
+                    .map(|p| p.region())
+                    .filter(|r| !r.get_peers().is_empty())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Fails the test unless the key ranges of store `store_id`'s regions are disjoint, both
+    /// as its running peers see them and as the `Normal` region states in its kv engine say.
+    pub fn check_regions_disjoint(&self, store_id: u64) {
+        let live = self.regions_on(store_id);
+        let persisted: Vec<metapb::Region> = self
+            .region_states_of(store_id)
+            .into_iter()
+            .filter(|(_, s)| s.get_state() == PeerState::Normal)
+            .map(|(_, s)| s.get_region().clone())
+            .collect();
+        for (what, regions) in [
+            ("running peers", &live),
+            ("Normal region states", &persisted),
+        ] {
+            for (i, a) in regions.iter().enumerate() {
+                for b in &regions[i + 1..] {
+                    if raftstore::util::regions_overlap(a, b) {
+                        self.fail(&format!(
+                            "store {store_id}: the {what} of regions {} [{:?}, {:?}) and {} [{:?}, {:?}) overlap",
+                            a.id,
+                            String::from_utf8_lossy(a.get_start_key()),
+                            String::from_utf8_lossy(a.get_end_key()),
+                            b.id,
+                            String::from_utf8_lossy(b.get_start_key()),
+                            String::from_utf8_lossy(b.get_end_key()),
+                        ));
+                    }
+                }
+            }
+        }
     }
 
     /// Runs the cluster (checking `done` every 20 ms of virtual time, and failing the test

@@ -86,6 +86,19 @@ pub(crate) fn deliver(
     });
 }
 
+impl super::Cluster {
+    /// Delivers `msg` to the store its `to_peer` names, `client_latency` from now, as if it
+    /// came over the network but past every filter: for tests that replay a late message, or
+    /// forge one a store must refuse. Lost if that store is down or restarts meanwhile.
+    pub fn inject_raft_message(&mut self, msg: RaftMessage) {
+        let (w, c) = self.sim().parts();
+        let to = msg.get_to_peer().store_id;
+        let latency = w.config().client_latency;
+        let label = Label::new("injected raft", MsgDesc::of(&msg));
+        deliver(w, c, to, latency, label, StoreEvent::Raft(msg));
+    }
+}
+
 fn route_of(from: u64, msg: &RaftMessage) -> Route {
     Route {
         from,
