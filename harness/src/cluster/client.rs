@@ -11,6 +11,7 @@ use engine::Cf;
 use parking_lot::Mutex;
 use proto::metapb;
 use proto::raft_cmdpb::{CmdType, RaftCmdRequest, Request};
+use proto::raft_serverpb::PeerState;
 use raftstore::CmdResponse;
 
 use super::request::{self, Call, Failure, Outcome};
@@ -291,11 +292,19 @@ impl Cluster {
 
 impl Cluster {
     /// The original's log-trim check: for every region the scheduler knows and every store
-    /// whose kv engine holds the region's apply state, `applied − truncated ≤ limit`.
+    /// whose kv engine holds the region's apply state, `applied − truncated ≤ limit`. A store
+    /// whose peer of the region was destroyed (its region state is a tombstone, or gone) holds
+    /// no log of it and is skipped, as a store without the region is.
     pub fn check_log_trimmed(&mut self, limit: u64) {
         let regions: Vec<u64> = self.world().scheduler.regions().map(|r| r.id).collect();
         for region in regions {
             for store in self.store_ids() {
+                let live = self
+                    .region_state_of(store, region)
+                    .is_some_and(|s| s.get_state() != PeerState::Tombstone);
+                if !live {
+                    continue;
+                }
                 let state = match raftstore::meta::apply_state(&self.engines(store).kv, region) {
                     Ok(Some(state)) => state,
                     Ok(None) => continue,
@@ -323,50 +332,63 @@ impl Cluster {
     /// every store holding a peer of it has applied, those stores must not differ there. An
     /// oracle that reads the engines, not the store's own state, so it catches a store that
     /// applied something twice or skipped it on one replica. Regions and their peers are the
-    /// scheduler's view; stores without a peer of a region are not compared for it.
+    /// scheduler's view, walked by key from `""` along end keys (so a region split meanwhile
+    /// is followed); stores without a peer of a region are not compared for it. The barrier is
+    /// deleted again (on every replica) before the comparison: it must not show up in later
+    /// scans of the clients' keys.
     pub fn must_replicas_converge(&mut self) {
         self.clear_filters();
-        let mut regions: Vec<metapb::Region> = self.world().scheduler.regions().cloned().collect();
-        regions.sort_by(|a, b| a.start_key.cmp(&b.start_key));
-        for region in regions {
-            let mut barrier = region.get_start_key().to_vec();
-            barrier.extend_from_slice(format!("~barrier {}", self.sim().now().0).as_bytes());
-            let stores: Vec<u64> = region.get_peers().iter().map(|p| p.store_id).collect();
-            if raftstore::util::region_contains_key(&region, &barrier) {
-                self.must_put(&barrier, b"1");
-                for &s in &stores {
-                    self.must_get_equal(s, &barrier, b"1");
-                }
-                // Gone again before anyone else reads: after splits a region may start
-                // inside a client's key range, and so does its barrier key.
-                self.must_delete(&barrier);
-                for &s in &stores {
-                    self.must_get_none(s, &barrier);
-                }
-            } else {
-                self.run_for(Duration::from_secs(1));
+        let mut key = Vec::new();
+        loop {
+            let region = self.get_region(&key);
+            self.must_region_replicas_converge(&region);
+            key = region.get_end_key().to_vec();
+            if key.is_empty() {
+                return;
             }
-            let mut first: Option<(u64, StoreData)> = None;
+        }
+    }
+
+    fn must_region_replicas_converge(&mut self, region: &metapb::Region) {
+        // Right after the region's start key: inside the region unless it is tiny.
+        let mut barrier = region.get_start_key().to_vec();
+        barrier.extend_from_slice(format!("\0~barrier {}", self.sim().now().0).as_bytes());
+        let stores: Vec<u64> = region.get_peers().iter().map(|p| p.store_id).collect();
+        let barrier_inside = raftstore::util::region_contains_key(region, &barrier);
+        if barrier_inside {
+            self.must_put(&barrier, b"1");
             for &s in &stores {
-                let contents = self.data_of(s, &region);
-                match &first {
-                    None => first = Some((s, contents)),
-                    Some((s0, c0)) if &contents != c0 => {
-                        let diff = c0
-                            .iter()
-                            .zip(contents.iter())
-                            .find(|(a, b)| a != b)
-                            .map(|(a, b)| format!("store {s0}: {a:02x?}\nstore {s}: {b:02x?}"))
-                            .unwrap_or_else(|| {
-                                format!("{} pairs vs {} pairs", c0.len(), contents.len())
-                            });
-                        self.fail(&format!(
-                            "replicas of region {} on stores {s0} and {s} hold different data; first difference:\n{diff}",
-                            region.id
-                        ));
-                    }
-                    Some(_) => {}
+                self.must_get_equal(s, &barrier, b"1");
+            }
+            // Gone again before anyone else reads: after splits a region may start inside a
+            // client's key range, and so does its barrier key.
+            self.must_delete(&barrier);
+            for &s in &stores {
+                self.must_get_none(s, &barrier);
+            }
+        } else {
+            self.run_for(Duration::from_secs(1));
+        }
+        let mut first: Option<(u64, StoreData)> = None;
+        for &s in &stores {
+            let contents = self.data_of(s, region);
+            match &first {
+                None => first = Some((s, contents)),
+                Some((s0, c0)) if &contents != c0 => {
+                    let diff = c0
+                        .iter()
+                        .zip(contents.iter())
+                        .find(|(a, b)| a != b)
+                        .map(|(a, b)| format!("store {s0}: {a:02x?}\nstore {s}: {b:02x?}"))
+                        .unwrap_or_else(|| {
+                            format!("{} pairs vs {} pairs", c0.len(), contents.len())
+                        });
+                    self.fail(&format!(
+                        "replicas of region {} on stores {s0} and {s} hold different data; first difference:\n{diff}",
+                        region.id
+                    ));
                 }
+                Some(_) => {}
             }
         }
     }

@@ -21,6 +21,15 @@
 //!   data ([`Cluster::must_replicas_converge`], after a write barrier all stores applied),
 //!   and throughout, the apply oracle ([`super::apply_oracle`]) checks every store's applies
 //!   against its raft log.
+//! - With `conf_change` (stage 3b), the conf-change task ([`super::conf_changer`]) runs in
+//!   every iteration, not only the first, and is stopped and joined at the end of each client
+//!   phase, once the network has healed; the original never resets its stop flag and never
+//!   waits for it (`pitfalls.md` item 7). An operator that does not complete on a healthy
+//!   cluster fails the run.
+//! - With `split`, the check that the region containing `""` was split runs after every
+//!   iteration, as in the original; the mock scheduler's exact rules (one conf change per
+//!   `conf_ver` step, see [`crate::mock_scheduler`]) and the apply oracle watch the splits and
+//!   conf changes throughout.
 
 use std::time::Duration;
 
@@ -45,9 +54,10 @@ pub struct GenericParams {
     /// this many applied entries, so lagging followers catch up by snapshot; after every
     /// iteration every replica's log must be trimmed to twice this.
     pub max_raft_log: Option<u64>,
-    /// Add and remove peers while clients run (stage 3b; must be off for now).
+    /// Add and remove peers of random regions while clients run (stage 3b).
     pub conf_change: bool,
-    /// Small regions that split while clients run (stage 3b; must be off for now).
+    /// Small regions (split at 200 bytes once past 300) that split while clients run
+    /// (stage 3b); after every iteration the region containing `""` must have been split.
     pub split: bool,
 }
 
@@ -57,6 +67,14 @@ const ELECTION_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long the stopped clients may take to finish their last operation (a request gives up
 /// by itself after at least 10 attempts and 5 s, with up to 5 s per attempt).
 const CLIENTS_FINISH: Duration = Duration::from_secs(120);
+/// How long the stopped conf-change task may take to finish its operator (the task fails the
+/// run by itself once an operator stalls on a healthy cluster, see
+/// [`super::conf_changer::OPERATOR_LIMIT`]).
+const CONF_CHANGES_FINISH: Duration = Duration::from_secs(60);
+/// The original's region sizes in split mode: a region holding more than 300 bytes splits
+/// at 200.
+const SPLIT_MAX_SIZE: u64 = 300;
+const SPLIT_SIZE: u64 = 200;
 
 /// The state of the network-chaos task, kept in the world so its events can see it.
 #[derive(Debug, Default, Clone)]
@@ -97,14 +115,14 @@ pub fn generic_test(name: &str, seed: u64, params: GenericParams) {
         params.clients >= 1,
         "{name}: the generic test needs clients"
     );
-    assert!(
-        !params.conf_change && !params.split,
-        "{name}: conf_change and split come with stage 3b"
-    );
     let chaos = params.unreliable || params.partitions;
     let mut cfg = ClusterConfig::new(5);
     if let Some(limit) = params.max_raft_log {
         cfg.store.raft_log_gc_count_limit = limit;
+    }
+    if params.split {
+        cfg.store.region_max_size = SPLIT_MAX_SIZE;
+        cfg.store.region_split_size = SPLIT_SIZE;
     }
     let mut cluster = Cluster::new(name, seed, cfg);
     cluster.run_for(2 * ELECTION_TIMEOUT);
@@ -122,12 +140,22 @@ pub fn generic_test(name: &str, seed: u64, params: GenericParams) {
                 chaos_round(w, c, generation)
             });
         }
+        if params.conf_change {
+            cluster.run_clients_for(Duration::from_millis(100));
+            cluster.start_conf_changes();
+        }
         cluster.run_clients_for(CLIENT_TIME);
         cluster.stop_clients();
+        if params.conf_change {
+            cluster.stop_conf_changes();
+        }
         if chaos {
             cluster.world_mut().chaos.generation += 1;
             cluster.clear_filters();
             cluster.run_clients_for(ELECTION_TIMEOUT);
+        }
+        if params.conf_change {
+            cluster.wait_conf_changes(CONF_CHANGES_FINISH);
         }
         cluster.wait_clients(CLIENTS_FINISH);
         if params.crash {
@@ -145,6 +173,15 @@ pub fn generic_test(name: &str, seed: u64, params: GenericParams) {
         if let Some(limit) = params.max_raft_log {
             cluster.run_for(Duration::from_secs(1));
             cluster.check_log_trimmed(2 * limit);
+        }
+        if params.split {
+            let first = cluster.get_region(b"");
+            if first.get_end_key().is_empty() {
+                cluster.fail(&format!(
+                    "region is not split: region {} still spans every key after an iteration of split mode",
+                    first.id
+                ));
+            }
         }
         cluster.check_linearizable();
         cluster.reset_history_at_quiescence();

@@ -10,8 +10,10 @@
 //!
 //! A failing helper panics with the seed, the replay command and the last events of the run.
 
+pub mod admin;
 pub mod apply_oracle;
 pub mod client;
+pub mod conf_changer;
 mod describe;
 pub mod generic;
 pub mod inspect;
@@ -118,6 +120,8 @@ pub struct World {
     pub scheduler: MockScheduler,
     /// The generic test's network-chaos task.
     pub chaos: generic::Chaos,
+    /// The generic test's conf-change task (stage 3b).
+    pub conf_changer: conf_changer::ConfChanger,
     /// The concurrent simulated clients, once a test installs them.
     pub workload: Option<workload::Workload>,
     /// The client requests in flight (of the simulated clients and the blocking helpers).
@@ -331,6 +335,7 @@ impl Cluster {
             net: cfg.net.clone(),
             scheduler,
             chaos: generic::Chaos::default(),
+            conf_changer: conf_changer::ConfChanger::default(),
             workload: None,
             requests: request::Requests::default(),
             apply_oracle,

@@ -8,6 +8,8 @@ mod stage_1;
 mod cluster_2b;
 #[cfg(feature = "2c")]
 mod cluster_2c;
+#[cfg(feature = "3b")]
+mod cluster_3b;
 #[cfg(feature = "2b")]
 mod peer_storage_2b;
 #[cfg(feature = "2c")]
