@@ -13,6 +13,12 @@
 //!   operation has completed for [`Liveness::stall_limit`];
 //! - or a region has had no leader on any store for [`Liveness::leaderless_limit`].
 //!
+//! Message loss (a drop-rate filter) does not cut connectivity, but it makes bad luck last:
+//! an election whose vote requests are lost, a candidate with a shorter log that keeps
+//! deposing the only peer that can win (a two-peer region after a leader transfer, say),
+//! take several rounds. While messages are being lost, and until the network has been
+//! loss-free for the limits above, the watchdog waits [`Liveness::lossy_limit`] instead.
+//!
 //! A wall-clock limit per cluster ([`Liveness::wall_limit`], `LABS_WALL_LIMIT` seconds) is
 //! the last resort for what virtual time cannot see (a store that loops inside one event);
 //! it is generous, and never the first signal.
@@ -34,11 +40,15 @@ pub struct Liveness {
     pub stall_limit: Duration,
     /// How long a region may go without a leader on a healthy cluster.
     pub leaderless_limit: Duration,
+    /// Both limits while the network loses messages (see the module docs).
+    pub lossy_limit: Duration,
     /// How much wall time one cluster may take in all.
     pub wall_limit: Duration,
     /// Whether the checks run (a test of deliberately wedged clusters turns them off).
     pub enabled: bool,
     healthy_since: Option<SimTime>,
+    /// Since when no filter has been losing messages (`None`: one is now).
+    lossless_since: Option<SimTime>,
     /// The last time an operation completed, or nobody was waiting.
     progress_at: SimTime,
     /// Blocking helpers waiting for an answer.
@@ -58,9 +68,11 @@ impl Default for Liveness {
         Liveness {
             stall_limit: Duration::from_secs(5),
             leaderless_limit: Duration::from_secs(5),
+            lossy_limit: Duration::from_secs(15),
             wall_limit,
             enabled: true,
             healthy_since: None,
+            lossless_since: None,
             progress_at: SimTime::ZERO,
             helpers_waiting: 0,
             leader_seen: BTreeMap::new(),
@@ -129,35 +141,62 @@ fn check(w: &mut World, c: &mut Core<World>) {
     }
     if !healthy {
         w.liveness.healthy_since = None;
+        w.liveness.lossless_since = None;
         return;
     }
-    let since = *w.liveness.healthy_since.get_or_insert(now);
-    let stalled = now.since(since.max(w.liveness.progress_at));
-    if waiting && stalled >= w.liveness.stall_limit {
-        lost(
-            w,
-            c,
-            &format!(
-                "lost liveness: no client operation completed for {stalled:?} of virtual time, although every store has been up and the network whole since {since}"
-            ),
-        );
+    let l = &mut w.liveness;
+    let since = *l.healthy_since.get_or_insert(now);
+    let lossy = w.net.filters().iter().any(loses);
+    if lossy {
+        l.lossless_since = None;
     }
-    let leaderless: Vec<(u64, Duration)> = w
-        .liveness
+    // The strict limits count from when the network stopped losing messages as well.
+    let strict_since = (!lossy).then(|| since.max(*l.lossless_since.get_or_insert(now)));
+    let over = |from: SimTime, at: SimTime, strict: Duration, lossy_limit: Duration| {
+        let lossy_stall = now.since(from.max(at));
+        if lossy_stall >= lossy_limit {
+            return Some(lossy_stall);
+        }
+        let strict_stall = now.since(strict_since?.max(at));
+        (strict_stall >= strict).then_some(strict_stall)
+    };
+    let (stall_limit, leaderless_limit, lossy_limit) =
+        (l.stall_limit, l.leaderless_limit, l.lossy_limit);
+    let calm = match strict_since {
+        Some(s) if s > since => format!(", and no message lost since {s}"),
+        Some(_) => String::new(),
+        None => " (messages are being lost)".to_owned(),
+    };
+    if waiting {
+        if let Some(stalled) = over(since, l.progress_at, stall_limit, lossy_limit) {
+            lost(
+                w,
+                c,
+                &format!(
+                    "lost liveness: no client operation completed for {stalled:?} of virtual time, although every store has been up and no filter cut the network since {since}{calm}"
+                ),
+            );
+        }
+    }
+    let leaderless: Vec<(u64, Duration)> = l
         .leader_seen
         .iter()
-        .map(|(&r, &seen)| (r, now.since(since.max(seen))))
-        .filter(|&(_, d)| d >= w.liveness.leaderless_limit)
+        .filter_map(|(&r, &seen)| Some((r, over(since, seen, leaderless_limit, lossy_limit)?)))
         .collect();
     if let Some((region, d)) = leaderless.first() {
         lost(
             w,
             c,
             &format!(
-                "lost liveness: region {region} has had no leader for {d:?} of virtual time, although every store has been up and the network whole since {since}"
+                "lost liveness: region {region} has had no leader for {d:?} of virtual time, although every store has been up and no filter cut the network since {since}{calm}"
             ),
         );
     }
+}
+
+/// Whether a filter loses messages without cutting connectivity.
+fn loses(f: &Filter) -> bool {
+    matches!(f, Filter::DropRate(p) if *p > 0.0)
 }
 
 /// The last resort: fails a cluster that took more than its wall-clock limit. Called after
@@ -192,7 +231,7 @@ fn lost(w: &World, c: &Core<World>, what: &str) -> ! {
 /// Every peer's raft state, a line each: what a student compares first when a cluster wedges.
 pub fn peer_table(w: &World) -> String {
     let mut out = String::from(
-        "  peers:\n    store  region  peer  role       term  leader  last  commit  applied  truncated\n",
+        "  peers:\n    store  region  peer  role       term  leader  last  commit  applied  truncated  epoch  voters\n",
     );
     for (id, node) in &w.stores {
         let Some(store) = &node.store else {
@@ -207,9 +246,11 @@ pub fn peer_table(w: &World) -> String {
                 StateRole::Follower => "follower",
             };
             let ps = peer.storage();
+            let epoch = peer.region().get_region_epoch();
+            let voters: Vec<String> = r.prs.keys().map(u64::to_string).collect();
             let _ = writeln!(
                 out,
-                "    {id:>5}  {:>6}  {:>4}  {role:<9}  {:>4}  {:>6}  {:>4}  {:>6}  {:>7}  {:>9}{}",
+                "    {id:>5}  {:>6}  {:>4}  {role:<9}  {:>4}  {:>6}  {:>4}  {:>6}  {:>7}  {:>9}  {:>5}  {}{}",
                 peer.region_id,
                 peer.meta.id,
                 r.term,
@@ -218,6 +259,8 @@ pub fn peer_table(w: &World) -> String {
                 r.raft_log.committed,
                 ps.applied_index(),
                 ps.truncated_index(),
+                format!("{}/{}", epoch.conf_ver, epoch.version),
+                voters.join(","),
                 match (peer.stopped, peer.applying_snapshot) {
                     (true, _) => "  (stopped after an error)".to_owned(),
                     (false, Some(k)) => format!("  (applying snapshot {k})"),
@@ -264,6 +307,29 @@ mod tests {
         let took = c.sim().now().since(start);
         assert!(
             took < Duration::from_secs(7),
+            "it took {took:?} of virtual time"
+        );
+    }
+
+    /// While the network loses messages, bad luck may last longer: the same wedge fails only
+    /// after the lossy limit, and says that messages were being lost.
+    #[test]
+    fn a_wedged_cluster_on_a_lossy_network_gets_the_lossy_limit() {
+        let mut c = Cluster::new("wedged_lossy", 5, ClusterConfig::new(3));
+        c.must_put(b"k", b"v");
+        c.add_filter(Filter::Delay {
+            min: Duration::from_secs(60),
+            max: Duration::from_secs(60),
+        });
+        c.add_filter(Filter::DropRate(0.1));
+        let start = c.sim().now();
+        let panic = catch_unwind(AssertUnwindSafe(|| c.must_put(b"k", b"w")))
+            .expect_err("the watchdog fails the run");
+        let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("(messages are being lost)"), "{msg}");
+        let took = c.sim().now().since(start);
+        assert!(
+            took >= Duration::from_secs(15) && took < Duration::from_secs(17),
             "it took {took:?} of virtual time"
         );
     }
