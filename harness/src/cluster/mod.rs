@@ -294,6 +294,7 @@ impl Cluster {
     /// peer per store (peer id = store id), initial log index/term 5 on every store, then
     /// starts every store.
     pub fn new(name: &str, seed: u64, cfg: ClusterConfig) -> Cluster {
+        crate::logging::init_from_env();
         let dir = cluster_dir().unwrap_or_else(|e| panic!("{name}: cannot create a temp dir: {e}"));
         let mut scheduler = MockScheduler::new(0, cfg.stores + 1);
         let peers: Vec<metapb::Peer> = (1..=cfg.stores)
@@ -471,12 +472,14 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         if std::env::var_os("LABS_REPORT_TIME").is_some() {
             eprintln!(
-                "labs-report-time {} virtual_s={:.3} events={} apply_checked={} snapshots_checked={} {:?}",
+                "labs-report-time {} virtual_s={:.3} events={} apply_checked={} snapshots_checked={} regions={} conf_changes={:?} {:?}",
                 self.sim.world().name,
                 self.sim.now().as_duration().as_secs_f64(),
                 self.sim.events_executed(),
                 self.sim.world().apply_oracle.verified_entries(),
                 self.sim.world().apply_oracle.verified_snapshots(),
+                self.sim.world().scheduler.regions().count(),
+                self.sim.world().conf_changer.completed(),
                 self.sim.world().stats,
             );
         }
