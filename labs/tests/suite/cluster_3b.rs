@@ -15,16 +15,18 @@
 
 use std::time::Duration;
 
+use engine::{keys, Cf};
 use harness::cluster::admin::new_peer;
 use harness::cluster::client::{new_get_cf_cmd, new_put_cf_cmd, new_request};
 use harness::cluster::generic::{generic_test, GenericParams};
 use harness::cluster::{Cluster, ClusterConfig};
 use harness::seeds::run_seeded;
 use harness::sim::net::Filter;
-use proto::eraftpb::{Message, MessageType};
+use proto::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType, Message, MessageType};
 use proto::metapb;
 use proto::raft_cmdpb::{RaftCmdRequest, Request};
 use proto::raft_serverpb::{PeerState, RaftMessage};
+use protobuf::Message as _;
 use raftstore::CmdResponse;
 
 fn cluster(name: &str, seed: u64) -> Cluster {
@@ -556,13 +558,36 @@ fn split_conf_change_snapshot_unreliable_recover_concurrent_partition_3b() {
 // -------------------------------------------------------------------------------------------
 // Beyond the original.
 
-/// Beyond the original: the leader of a two-peer region removed, three times over, the last
-/// time while the network drops 10% of messages. The survivor must take over each time
-/// (a leader that destroys itself before its follower learns the removal committed leaves the
-/// follower unable to win an election: it still counts two voters), the removed store's peer
-/// must be destroyed and its data deleted. The original checks this once, on a reliable
-/// network, inside TestConfChangeRemoveLeader3B; a store that only "sends one more heartbeat"
-/// before destroying itself passes there and wedges here when that heartbeat is lost.
+/// Whether store `store_id`'s raft log of `region_id` holds (among its last few entries) a
+/// conf change removing peer `peer_id`.
+fn holds_removal(c: &Cluster, store_id: u64, region_id: u64, peer_id: u64) -> bool {
+    let indexes = c.raft_log_indexes(store_id, region_id);
+    indexes.iter().rev().take(4).any(|&index| {
+        let key = keys::raft_log_key(region_id, index);
+        let Ok(Some(entry)) = c.engines(store_id).raft.get_msg_cf::<Entry>(Cf::Raft, &key) else {
+            return false;
+        };
+        entry.get_entry_type() == EntryType::EntryConfChange
+            && ConfChange::parse_from_bytes(entry.get_data()).is_ok_and(|cc| {
+                cc.get_change_type() == ConfChangeType::RemoveNode && cc.node_id == peer_id
+            })
+    })
+}
+
+/// Beyond the original: the leader of a two-peer region removed, three times over. The
+/// survivor must take over each time, and the removed store's peer must be destroyed and its
+/// data deleted. A leader that applies its own removal and destroys itself before its
+/// follower learns the removal committed leaves the follower unable to win an election (it
+/// still counts two voters, and the removed store's tombstone does not answer it). The
+/// original checks this once, on a reliable network, where raft's own commit broadcast
+/// usually saves such a store; here:
+/// 1. once on a reliable network;
+/// 2. once with the link between the two stores cut at the worst moment: right after the
+///    survivor has appended the removal entry (and acknowledged it), for one second. A store
+///    that lets the leader remove itself loses the only message telling the survivor the
+///    entry committed; a store that hands leadership over first (or otherwise makes sure the
+///    survivor learns the commit) just waits for the link to heal;
+/// 3. once while the network drops 10% of messages.
 #[test]
 fn remove_leader_of_two_peer_region_3b() {
     run_seeded("remove_leader_of_two_peer_region_3b", |seed| {
@@ -579,11 +604,26 @@ fn remove_leader_of_two_peer_region_3b() {
         // store 1 under a fresh id, make it leader, and remove it again.
         let mut leader = new_peer(1, 1);
         for round in 0..3 {
-            let lossy = round == 2;
-            if lossy {
-                c.add_filter(Filter::DropRate(0.1));
+            match round {
+                1 => {
+                    c.world_mut().scheduler.remove_peer(r, leader.clone());
+                    let deadline = c.sim().now().after(Duration::from_secs(5));
+                    while !holds_removal(&c, 2, r, leader.id) {
+                        if c.sim().now() >= deadline || !c.sim().step() {
+                            c.fail("store 2 never appended the removal of the leader");
+                        }
+                    }
+                    c.add_filter(Filter::Cut(1, 2));
+                    c.run_for(Duration::from_secs(1));
+                    c.clear_filters();
+                    c.must_none_peer(r, &leader);
+                }
+                2 => {
+                    c.add_filter(Filter::DropRate(0.1));
+                    c.must_remove_peer(r, &leader);
+                }
+                _ => c.must_remove_peer(r, &leader),
             }
-            c.must_remove_peer(r, &leader);
             let key = format!("k{}", round + 1);
             c.must_put(key.as_bytes(), b"v");
             c.clear_filters();
