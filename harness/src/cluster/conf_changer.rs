@@ -250,3 +250,50 @@ impl Cluster {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::cluster::{Cluster, ClusterConfig};
+
+    /// The task adds and removes peers of the only region while clients write; once stopped
+    /// and joined it is idle, and the region's `conf_ver` counts exactly the operators it saw
+    /// complete (one conf change, one step).
+    #[test]
+    fn the_task_changes_membership_one_step_at_a_time_and_joins() {
+        let mut c = Cluster::new("conf_changer_task", 7, ClusterConfig::new(5));
+        c.must_put(b"k", b"v");
+        c.install_workload(2);
+        c.start_clients();
+        c.start_conf_changes();
+        assert!(c.world().conf_changer.running());
+        c.run_clients_for(Duration::from_secs(4));
+        c.stop_clients();
+        c.wait_conf_changes(Duration::from_secs(30));
+        c.wait_clients(Duration::from_secs(60));
+        assert!(!c.world().conf_changer.running());
+        let (added, removed) = c.world().conf_changer.completed();
+        assert!(
+            added + removed >= 3,
+            "only {added} adds and {removed} removals"
+        );
+        let Some((region, _)) = c.get_region_by_id(1) else {
+            panic!("the scheduler lost region 1");
+        };
+        assert_eq!(
+            region.get_region_epoch().conf_ver,
+            1 + added + removed,
+            "{region:?}"
+        );
+        // Joined means idle: nothing changes any more.
+        c.run_for(Duration::from_secs(2));
+        assert_eq!(c.world().conf_changer.completed(), (added, removed));
+        c.check_client_appends();
+        c.check_linearizable();
+        // And it starts again.
+        c.start_conf_changes();
+        c.run_for(Duration::from_secs(1));
+        c.wait_conf_changes(Duration::from_secs(30));
+    }
+}

@@ -184,6 +184,9 @@ pub fn generic_test(name: &str, seed: u64, params: GenericParams) {
             }
         }
         cluster.check_linearizable();
+        if params.conf_change && cluster.world().conf_changer.completed() == (0, 0) {
+            cluster.fail("the conf-change task has completed no operator: the generic test changed no membership");
+        }
         cluster.reset_history_at_quiescence();
         // The next iteration writes the same keys again.
         cluster.compact_engines();
