@@ -148,12 +148,19 @@ impl Peer {
     /// (5, 5) of every initialised replica, so the region's leader cannot bring it up to date
     /// by appending entries (it has none from index 1) and sends a snapshot; the snapshot
     /// brings the region, its range and its data.
+    ///
+    /// `epoch` is the region epoch of the message that created it. The replica keeps it as
+    /// its region's epoch until the snapshot comes, and drops messages of an older epoch: a
+    /// removed peer that never learned of its removal still campaigns with its old epoch, and
+    /// a new replica that granted it a vote would move to a term the real leader never learns
+    /// of (it ignores that leader's lower-term messages) and wedge the region.
     pub fn replicate(
         store_id: u64,
         cfg: &Config,
         engines: Engines,
         region_id: u64,
         meta: metapb::Peer,
+        epoch: metapb::RegionEpoch,
     ) -> Result<Peer> {
         if meta.store_id != store_id {
             return Err(Error::other(format!(
@@ -161,10 +168,11 @@ impl Peer {
                 meta.id, meta.store_id
             )));
         }
-        let region = Region {
+        let mut region = Region {
             id: region_id,
             ..Default::default()
         };
+        region.set_region_epoch(epoch);
         Peer::with_meta(cfg, engines, region, meta)
     }
 

@@ -14,6 +14,7 @@
 //! written by a task); it will learn again.
 
 use engine::{keys, Cf, Durability, WriteBatch};
+use proto::eraftpb::{Message, MessageType};
 use proto::metapb::Region;
 use proto::raft_serverpb::{PeerState, RaftMessage};
 
@@ -39,6 +40,9 @@ impl PeerMsgHandler<'_, '_> {
             self.on_gc_message(msg);
             return Verdict::Drop;
         }
+        if !self.peer.is_initialized() {
+            return self.check_message_uninitialised(msg);
+        }
         let region = self.peer.region();
         let from_store = msg.get_from_peer().store_id;
         if is_epoch_stale(msg.get_region_epoch(), region.get_region_epoch())
@@ -53,6 +57,12 @@ impl PeerMsgHandler<'_, '_> {
             }
             return Verdict::Drop;
         }
+        self.check_target(msg)
+    }
+
+    /// A message for another peer id of this region on this store: an older one is stale; a
+    /// newer one means this peer is.
+    fn check_target(&mut self, msg: &RaftMessage) -> Verdict {
         let target = msg.get_to_peer().id;
         if target < self.peer.meta.id {
             tracing::debug!(
@@ -81,6 +91,50 @@ impl PeerMsgHandler<'_, '_> {
             return Verdict::Drop;
         }
         Verdict::Step
+    }
+
+    /// The checks for a replica that knows no members yet (see [`crate::Peer::replicate`]).
+    ///
+    /// - A message of an epoch older than the newest this replica has seen is dropped: it may
+    ///   come from a removed peer that never learned of its removal. (The replica cannot tell
+    ///   a removed sender from a lagging member, so it sends no GC message.)
+    /// - A newer epoch is remembered.
+    /// - An append or heartbeat of a lower term than this replica's is answered with its term.
+    ///   Raft ignores such messages, but this replica cannot campaign, so the leader would
+    ///   never learn that it must step up its term to be heard here, and a region whose quorum
+    ///   needs this replica would stall for good.
+    fn check_message_uninitialised(&mut self, msg: &RaftMessage) -> Verdict {
+        let epoch = msg.get_region_epoch();
+        let mine = self.peer.region().get_region_epoch().clone();
+        if is_epoch_stale(epoch, &mine) {
+            return Verdict::Drop;
+        }
+        if epoch != &mine {
+            let mut region = self.peer.region().clone();
+            region.set_region_epoch(epoch.clone());
+            self.peer.storage_mut().set_region(region);
+        }
+        let m = msg.get_message();
+        let term = self.peer.term();
+        if m.term < term
+            && matches!(
+                m.get_msg_type(),
+                MessageType::MsgAppend | MessageType::MsgHeartbeat
+            )
+        {
+            let from = msg.get_from_peer().clone();
+            self.peer.peer_cache.insert(from.id, from.clone());
+            let reply = Message {
+                msg_type: MessageType::MsgHeartbeatResponse,
+                to: from.id,
+                from: self.peer.meta.id,
+                term,
+                ..Default::default()
+            };
+            self.peer.send(self.ctx, vec![reply]);
+            return Verdict::Drop;
+        }
+        self.check_target(msg)
     }
 
     /// A GC message: the sender's region, newer than this peer's, no longer holds it.

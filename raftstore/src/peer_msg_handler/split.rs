@@ -35,17 +35,23 @@ use crate::{meta, util, Error, Result};
 
 impl PeerMsgHandler<'_, '_> {
     /// The leader's split-check tick (provided framework code): measure the region in a task,
-    /// unless one is running, or the region's size is known and it has not grown by an eighth
-    /// of the split size since.
+    /// unless one is running, or the region's size is known, it has not grown by an eighth of
+    /// the split size since, and what it may have grown cannot have taken it past the maximum.
+    ///
+    /// (The original skips the check on the first condition alone, and never records the size
+    /// of a region without an end key, so that region is always checked while the others may
+    /// stay unsplit just above the maximum.)
     pub(super) fn on_split_region_check_tick(&mut self) {
         if !self.peer.is_leader() || self.peer.split_check_running {
             return;
         }
         let cfg = self.ctx.cfg;
-        if self.peer.approximate_size.is_some()
-            && self.peer.size_diff_hint < cfg.region_split_size / 8
-        {
-            return;
+        if let Some(size) = self.peer.approximate_size {
+            let hint = self.peer.size_diff_hint;
+            if hint < cfg.region_split_size / 8 && size.saturating_add(hint) <= cfg.region_max_size
+            {
+                return;
+            }
         }
         let snap = match self.ctx.engines.kv.snapshot() {
             Ok(snap) => snap,

@@ -87,15 +87,18 @@ impl PeerStorage {
     }
 
     /// A generated snapshot may be sent if the log still holds every entry after it (its
-    /// index is not below the truncated index) and its membership is not older than the
-    /// region's.
+    /// index is not below the truncated index) and its region's epoch is not older than the
+    /// region's (neither its membership nor its range: a snapshot from before a split would
+    /// cover the other half too).
     fn is_usable(&self, snap: &Snapshot) -> bool {
         let Ok(data) = snapshot_data(snap) else {
             return false;
         };
         snap.get_metadata().index >= self.truncated_index()
-            && data.get_region().get_region_epoch().conf_ver
-                >= self.region.get_region_epoch().conf_ver
+            && !crate::util::is_epoch_stale(
+                data.get_region().get_region_epoch(),
+                self.region.get_region_epoch(),
+            )
     }
 
     /// If raft asked for a snapshot since the last call, marks the generation as running and

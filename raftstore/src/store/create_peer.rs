@@ -98,6 +98,7 @@ pub(super) fn maybe_create_peer(
         ctx.engines.clone(),
         region_id,
         msg.get_to_peer().clone(),
+        msg.get_region_epoch().clone(),
     )?;
     tracing::info!(
         "store {}: created peer {} of region {region_id} from a {:?}",
