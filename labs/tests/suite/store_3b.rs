@@ -487,3 +487,110 @@ fn a_start_tombstones_a_region_that_no_longer_lists_the_store() {
         .expect("a region state");
     assert_eq!(state.get_state(), PeerState::Tombstone);
 }
+
+/// An uninitialised peer knows no members, so it guards itself by epoch: a vote from an older
+/// epoch (a removed peer that never learned of its removal) is dropped, not granted; a leader
+/// of a lower term is told the peer's term (raft would ignore it, and the peer cannot campaign,
+/// so the region would stall); and once replaced by a larger peer id, the message still creates
+/// the successor.
+#[test]
+fn an_uninitialised_peer_guards_itself_by_epoch_and_term() {
+    let mut h = store_with(&[(1, b"", b"m")]);
+    let range: (&[u8], &[u8]) = (b"m", b"");
+    let create = raft_msg(
+        5,
+        (1, 51),
+        (2, 52),
+        (4, 1),
+        range,
+        MessageType::MsgHeartbeat,
+        8,
+        0,
+    );
+    h.handle(StoreEvent::Raft(create));
+    assert_eq!(h.peer(5).term(), 8);
+
+    // A removed peer campaigning with conf_ver 3: no vote, no term change.
+    h.sent.msgs.clear();
+    let vote = raft_msg(
+        5,
+        (3, 53),
+        (2, 52),
+        (3, 1),
+        range,
+        MessageType::MsgRequestVote,
+        12,
+        0,
+    );
+    h.handle(StoreEvent::Raft(vote));
+    assert_eq!(
+        h.peer(5).term(),
+        8,
+        "a vote of an older epoch moved the term"
+    );
+    assert!(h.sent.msgs.is_empty(), "{:?}", h.sent.msgs);
+
+    // A vote of the current epoch at term 12 is taken: the peer is at term 12 now ...
+    let vote = raft_msg(
+        5,
+        (3, 53),
+        (2, 52),
+        (4, 1),
+        range,
+        MessageType::MsgRequestVote,
+        12,
+        0,
+    );
+    h.handle(StoreEvent::Raft(vote));
+    assert_eq!(h.peer(5).term(), 12);
+    // ... and the leader of term 8 learns it from its next heartbeat.
+    h.sent.msgs.clear();
+    let hb = raft_msg(
+        5,
+        (1, 51),
+        (2, 52),
+        (5, 1),
+        range,
+        MessageType::MsgHeartbeat,
+        8,
+        0,
+    );
+    h.handle(StoreEvent::Raft(hb));
+    let replies: Vec<_> = h
+        .sent
+        .msgs
+        .iter()
+        .filter(|m| m.get_to_peer().id == 51)
+        .collect();
+    assert_eq!(replies.len(), 1, "{:?}", h.sent.msgs);
+    assert_eq!(replies[0].get_message().term, 12);
+    // The newer epoch (conf_ver 5) is remembered: conf_ver 4 is stale now.
+    h.sent.msgs.clear();
+    let vote = raft_msg(
+        5,
+        (3, 53),
+        (2, 52),
+        (4, 1),
+        range,
+        MessageType::MsgRequestVote,
+        20,
+        0,
+    );
+    h.handle(StoreEvent::Raft(vote));
+    assert_eq!(h.peer(5).term(), 12);
+
+    // The region removed this store and added it back as peer 62: the message for 62
+    // replaces the uninitialised peer.
+    let hb = raft_msg(
+        5,
+        (1, 51),
+        (2, 62),
+        (7, 1),
+        range,
+        MessageType::MsgHeartbeat,
+        13,
+        0,
+    );
+    h.handle(StoreEvent::Raft(hb));
+    assert_eq!(h.peer(5).meta.id, 62);
+}

@@ -109,6 +109,11 @@ impl PeerMsgHandler<'_, '_> {
         if is_epoch_stale(epoch, &mine) {
             return Verdict::Drop;
         }
+        // First whether the message is for this peer at all: a stale peer is destroyed with the
+        // epoch it had, older than the message's, so the message may create its successor.
+        if let Verdict::Drop = self.check_target(msg) {
+            return Verdict::Drop;
+        }
         if epoch != &mine {
             let mut region = self.peer.region().clone();
             region.set_region_epoch(epoch.clone());
@@ -134,7 +139,7 @@ impl PeerMsgHandler<'_, '_> {
             self.peer.send(self.ctx, vec![reply]);
             return Verdict::Drop;
         }
-        self.check_target(msg)
+        Verdict::Step
     }
 
     /// A GC message: the sender's region, newer than this peer's, no longer holds it.
