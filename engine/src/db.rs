@@ -273,6 +273,12 @@ impl Engine {
             }
             return Ok(());
         }
+        if let Some(journal) = &self.inner.sim {
+            if journal.fuse_takes(Some(&wb)) {
+                // The process died before this write: nobody may see it (see `WriteFuse`).
+                return self.write_lost(journal, wb);
+            }
+        }
         if let Some(observer) = self.inner.observer.get() {
             observer.on_write(&wb);
         }
@@ -313,6 +319,9 @@ impl Engine {
     pub fn sync(&self) -> Result<()> {
         self.check_open()?;
         if let Some(journal) = &self.inner.sim {
+            if journal.fuse_takes(None) {
+                return Ok(()); // the process died before this sync (see `WriteFuse`)
+            }
             return self.sync_simulated(journal);
         }
         self.inner.db.persist(PersistMode::SyncData)?;

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Cf, Engine, EngineOptions, Result};
+use crate::{Cf, Engine, EngineKind, EngineOptions, Result, WriteFuse};
 
 /// What a simulated crash of a store lost: the unsynced batches each engine dropped (see
 /// [`Engines::simulate_crash`]).
@@ -66,6 +66,31 @@ impl Engines {
         let kv = self.kv.simulate_crash()?;
         let raft = self.raft.simulate_crash()?;
         Ok(CrashLoss { kv, raft })
+    }
+
+    /// Arms `fuse` on both engines, so that it counts the store's writes to either and the
+    /// crash it plans cuts both at one point (see [`WriteFuse`]). Replaces any fuse armed
+    /// before.
+    ///
+    /// Errors with [`crate::Error::NotSimulated`] (arming nothing) unless both engines were
+    /// opened with [`EngineOptions::simulated_durability`].
+    pub fn arm_write_fuse(&self, fuse: &WriteFuse) -> Result<()> {
+        if !self.kv.is_simulated() || !self.raft.is_simulated() {
+            return Err(crate::Error::NotSimulated);
+        }
+        self.kv.arm_write_fuse(fuse.clone(), EngineKind::Kv)?;
+        self.raft.arm_write_fuse(fuse.clone(), EngineKind::Raft)
+    }
+
+    /// Removes the fuse from both engines (see [`Engine::disarm_write_fuse`]).
+    pub fn disarm_write_fuse(&self) {
+        self.kv.disarm_write_fuse();
+        self.raft.disarm_write_fuse();
+    }
+
+    /// Whether the fuse armed on these engines has blown.
+    pub fn write_fuse_blown(&self) -> bool {
+        self.kv.write_fuse_blown() || self.raft.write_fuse_blown()
     }
 
     /// Closes both engines (flushing them); further use returns [`crate::Error::Closed`].

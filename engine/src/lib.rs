@@ -20,7 +20,9 @@
 //! [`Durability::Buffered`] batch no sync point has covered yet, what the batch overwrote;
 //! [`Engine::simulate_crash`] (or [`Engines::simulate_crash`]) rolls the engine back to its
 //! last [`Durability::Sync`] write or [`Engine::sync`], so a missing sync fails a test
-//! instead of hiding. The mode never fsyncs (it models durability instead), so its files on
+//! instead of hiding. A [`WriteFuse`] armed on a store's engines crashes it *between* two of
+//! its writes: every write from the one it picks on is lost to the crash and unseen by
+//! [`WriteObserver`]s. The mode never fsyncs (it models durability instead), so its files on
 //! disk are not crash-safe; outside it the engine behaves and costs exactly as before.
 //!
 //! ```
@@ -45,6 +47,7 @@ mod cf;
 mod db;
 mod engines;
 mod error;
+mod fuse;
 mod iterator;
 pub mod keys;
 mod observer;
@@ -56,6 +59,7 @@ pub use cf::Cf;
 pub use db::{Durability, Engine, EngineOptions, Value};
 pub use engines::{CrashLoss, Engines};
 pub use error::{Error, Result};
+pub use fuse::{EngineKind, FuseBlow, FuseTrigger, WriteFuse};
 pub use iterator::DbIterator;
 pub use observer::{BatchOp, WriteObserver};
 pub use snapshot::Snapshot;

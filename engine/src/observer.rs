@@ -23,7 +23,10 @@ pub struct BatchOp<'a> {
 /// commits. Installed with [`Engine::set_write_observer`](crate::Engine::set_write_observer).
 ///
 /// The rollback of [`Engine::simulate_crash`](crate::Engine::simulate_crash) is not a write
-/// and is not observed: whoever crashes the engine knows it did.
+/// and is not observed: whoever crashes the engine knows it did. Neither are the writes a
+/// blown [`WriteFuse`](crate::WriteFuse) lost: the process that made them was already dead.
+/// (A batch that landed before the blow was observed, even if the crash then rolls it back
+/// for want of a sync, as with any crash.)
 pub trait WriteObserver: Send + Sync {
     /// Called with the batch about to commit. Must not write to the same engine.
     fn on_write(&self, batch: &WriteBatch);

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use fjall::{PersistMode, Slice};
 
 use crate::write_batch::Op;
-use crate::{Cf, Durability, Engine, Error, Result, WriteBatch};
+use crate::{Cf, Durability, Engine, EngineKind, Error, Result, WriteBatch, WriteFuse};
 
 /// A key and the value it held just before a batch (`None` = absent).
 type Previous = (Cf, Slice, Option<Slice>);
@@ -31,6 +31,8 @@ type Undo = Vec<Previous>;
 #[derive(Default)]
 pub(crate) struct SimJournal {
     unsynced: Mutex<Vec<Undo>>,
+    /// The armed [`WriteFuse`], and which engine of the store this one is to it.
+    fuse: Mutex<Option<(WriteFuse, EngineKind)>>,
 }
 
 impl SimJournal {
@@ -38,6 +40,19 @@ impl SimJournal {
     /// between a commit and its record, so they are still consistent).
     pub(crate) fn lock(&self) -> MutexGuard<'_, Vec<Undo>> {
         self.unsynced.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fuse(&self) -> MutexGuard<'_, Option<(WriteFuse, EngineKind)>> {
+        self.fuse.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a write (`batch` is `None` for a sync) on the armed fuse, if any, and says
+    /// whether the write is lost.
+    pub(crate) fn fuse_takes(&self, batch: Option<&WriteBatch>) -> bool {
+        match &*self.fuse() {
+            Some((fuse, kind)) => fuse.takes(*kind, batch),
+            None => false,
+        }
     }
 }
 
@@ -63,6 +78,46 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// [`Engine::write`] of a batch a blown [`WriteFuse`] lost: it lands, so the dying
+    /// process reads coherent state, but as an unsynced batch whatever its durability, so the
+    /// crash that follows rolls it back.
+    pub(crate) fn write_lost(&self, journal: &SimJournal, wb: WriteBatch) -> Result<()> {
+        self.write_simulated(journal, wb, Durability::Buffered)
+    }
+
+    /// Arms `fuse` on this engine, which is the `kind` engine of its store (replacing any
+    /// fuse armed before). From now on every write and sync counts on the fuse, and once it
+    /// has blown they are lost: see [`WriteFuse`]. To crash both engines of a store at one
+    /// point, arm the same fuse on both ([`crate::Engines::arm_write_fuse`]).
+    ///
+    /// Errors with [`Error::NotSimulated`] unless the engine was opened with
+    /// [`EngineOptions::simulated_durability`](crate::EngineOptions::simulated_durability):
+    /// only its crash journal can undo the lost writes.
+    pub fn arm_write_fuse(&self, fuse: WriteFuse, kind: EngineKind) -> Result<()> {
+        let journal = self.inner.sim.as_ref().ok_or(Error::NotSimulated)?;
+        *journal.fuse() = Some((fuse, kind));
+        Ok(())
+    }
+
+    /// Removes the armed fuse, if any, and returns it. Writes count on nothing and land
+    /// normally again. The writes a blown fuse lost stay unsynced: a later sync point would
+    /// make them durable, so crash the engine ([`Engine::simulate_crash`]) to lose them.
+    pub fn disarm_write_fuse(&self) -> Option<WriteFuse> {
+        self.inner
+            .sim
+            .as_ref()
+            .and_then(|j| j.fuse().take().map(|(f, _)| f))
+    }
+
+    /// Whether a fuse is armed on this engine and has blown (the process it stands for is
+    /// dead; nothing it writes or sends from now on may count).
+    pub fn write_fuse_blown(&self) -> bool {
+        self.inner
+            .sim
+            .as_ref()
+            .is_some_and(|j| j.fuse().as_ref().is_some_and(|(f, _)| f.is_blown()))
     }
 
     /// [`Engine::sync`] in simulated-durability mode: a sync point without an fsync.
