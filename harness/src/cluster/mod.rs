@@ -8,6 +8,10 @@
 //! until their request is answered, and through the simulated clients of [`workload`]. Both
 //! run the same request state machine (`request.rs`).
 //!
+//! Stores crash between events ([`Cluster::crash_store`]), between the steps of a
+//! background task ([`tasks::TaskCrash`]) and inside an event, between two of its engine
+//! writes ([`event_crash`]).
+//!
 //! A failing helper panics with the seed, the replay command and the last events of the run.
 
 pub mod admin;
@@ -15,6 +19,7 @@ pub mod apply_oracle;
 pub mod client;
 pub mod conf_changer;
 mod describe;
+pub mod event_crash;
 pub mod generic;
 pub mod inspect;
 mod leader_oracle;
@@ -38,6 +43,7 @@ use crate::mock_scheduler::MockScheduler;
 use crate::sim::net::{Filter, Network};
 use crate::sim::{Core, Label, Sim};
 use apply_oracle::ApplyOracle;
+pub use event_crash::{CrashTrigger, EventCrash, EventCrashMix, EventCrashes};
 pub(crate) use route::{deliver, run_on_store};
 pub use tasks::{TaskFaults, TaskTiming};
 
@@ -57,6 +63,9 @@ pub struct ClusterConfig {
     pub client_latency: Duration,
     /// How long background tasks take to start and between their steps.
     pub tasks: TaskTiming,
+    /// Crashes inside store events at random (see [`event_crash`]); `None` (the default):
+    /// stores crash only where a test says.
+    pub event_crash_mix: Option<EventCrashMix>,
 }
 
 impl ClusterConfig {
@@ -69,6 +78,7 @@ impl ClusterConfig {
             net: Network::default(),
             client_latency: Duration::from_millis(1),
             tasks: TaskTiming::default(),
+            event_crash_mix: None,
         }
     }
 }
@@ -108,6 +118,10 @@ pub struct Stats {
     pub task_steps: BTreeMap<&'static str, u64>,
     /// Stores crashed by a task fault.
     pub task_crashes: u64,
+    /// Stores crashed inside an event, between two of its writes ([`event_crash`]).
+    pub event_crashes: u64,
+    /// Planned crashes inside an event whose event ended before the planned crash point.
+    pub event_crashes_missed: u64,
 }
 
 /// Everything the simulator's events act on.
@@ -130,6 +144,8 @@ pub struct World {
     pub apply_oracle: ApplyOracle,
     /// Faults injected into background tasks.
     pub task_faults: TaskFaults,
+    /// Crashes inside store events, planned and random.
+    pub event_crashes: EventCrashes,
     /// What happened so far.
     pub stats: Stats,
     /// The watchdog that fails a cluster which stops making progress.
@@ -258,6 +274,23 @@ pub(crate) fn crash_store_in(w: &mut World, c: &mut Core<World>, store_id: u64) 
     ));
 }
 
+/// Schedules the restart of a crashed store `after` from now (failing the run if it cannot
+/// start).
+pub(crate) fn restart_after(c: &mut Core<World>, store_id: u64, after: Duration) {
+    c.schedule(
+        after,
+        Label::new(
+            "restart",
+            describe::Lazy(move |f| write!(f, "store {store_id}")),
+        ),
+        move |w: &mut World, c: &mut Core<World>| {
+            if let Err(e) = start_store_in(w, c, store_id) {
+                panic!("{}", failure_story(w, c, &e));
+            }
+        },
+    );
+}
+
 /// A fresh directory for a cluster's engines. In memory (`/dev/shm`) when the machine has it:
 /// the simulated-durability engines model crashes themselves, so real fsyncs (which fjall
 /// still issues when it creates and closes files) would only cost wall time.
@@ -341,6 +374,10 @@ impl Cluster {
             requests: request::Requests::default(),
             apply_oracle,
             task_faults: TaskFaults::default(),
+            event_crashes: EventCrashes {
+                mix: cfg.event_crash_mix.clone(),
+                planned: Vec::new(),
+            },
             stats: Stats::default(),
             liveness: liveness::Liveness::default(),
             cfg,

@@ -1,43 +1,159 @@
 //! How events reach the stores: running a store event and routing what it produced (raft
 //! messages through the network model, snapshots as streams of chunks, background tasks,
 //! scheduler answers), with every delivery bound to the incarnation of the store it was
-//! meant for.
+//! meant for. An event may end with the store dead inside it ([`super::event_crash`]): then
+//! only what it emitted before it died goes out.
 
 use std::time::Duration;
 
+use engine::{Engine, WriteFuse};
 use proto::eraftpb::MessageType;
+use proto::metapb;
 use proto::raft_serverpb::{RaftMessage, SnapshotChunk};
+use proto::schedulerpb::{AskSplitResponse, RegionHeartbeatRequest, StoreStats};
 use raft::SnapshotStatus;
 use raftstore::snap::transfer::OutgoingSnapshot;
-use raftstore::{Effects, StoreEvent, Transport};
+use raftstore::{Callback, CmdResponse, Effects, SchedulerClient, StoreEvent, Transport};
 
 use super::describe::{Lazy, MsgDesc};
-use super::{check_oracles, tasks, World};
+use super::{check_oracles, event_crash, tasks, World};
+use crate::mock_scheduler::MockScheduler;
 use crate::sim::net::{Damage, Route};
 use crate::sim::{Core, Label};
 
-/// Collects what a store sends while it handles one event.
+/// Whether the store an event runs on died inside it (a crash planned by
+/// [`super::event_crash`] happened): from then on it sends nothing.
+fn dead(fuse: Option<&WriteFuse>) -> bool {
+    fuse.is_some_and(WriteFuse::is_blown)
+}
+
+/// Collects what a store sends while it handles one event (until it dies, if it does).
 #[derive(Default)]
 struct Outbox {
     msgs: Vec<RaftMessage>,
     snapshots: Vec<OutgoingSnapshot>,
+    fuse: Option<WriteFuse>,
 }
 
 impl Transport for Outbox {
     fn send(&mut self, msg: RaftMessage) -> raftstore::Result<()> {
-        self.msgs.push(msg);
+        if !dead(self.fuse.as_ref()) {
+            self.msgs.push(msg);
+        }
         Ok(())
     }
 
     fn send_snapshot(&mut self, snap: OutgoingSnapshot) -> raftstore::Result<()> {
-        self.snapshots.push(snap);
+        if !dead(self.fuse.as_ref()) {
+            self.snapshots.push(snap);
+        }
         Ok(())
     }
 }
 
+/// The scheduler as a store reaches it during one event: cut off once the store died in it.
+/// Reports of a dead store are lost; its requests fail.
+struct SchedulerLink<'a> {
+    scheduler: &'a mut MockScheduler,
+    fuse: Option<&'a WriteFuse>,
+}
+
+impl SchedulerLink<'_> {
+    fn check(&self) -> raftstore::Result<()> {
+        if dead(self.fuse) {
+            Err(raftstore::Error::other("the store crashed"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl SchedulerClient for SchedulerLink<'_> {
+    fn alloc_id(&mut self) -> raftstore::Result<u64> {
+        self.check()?;
+        SchedulerClient::alloc_id(self.scheduler)
+    }
+
+    fn region_heartbeat(&mut self, req: RegionHeartbeatRequest) -> raftstore::Result<()> {
+        if dead(self.fuse) {
+            return Ok(());
+        }
+        SchedulerClient::region_heartbeat(self.scheduler, req)
+    }
+
+    fn store_heartbeat(&mut self, stats: StoreStats) -> raftstore::Result<()> {
+        if dead(self.fuse) {
+            return Ok(());
+        }
+        SchedulerClient::store_heartbeat(self.scheduler, stats)
+    }
+
+    fn ask_split(&mut self, region: &metapb::Region) -> raftstore::Result<AskSplitResponse> {
+        self.check()?;
+        SchedulerClient::ask_split(self.scheduler, region)
+    }
+
+    fn report_split(
+        &mut self,
+        left: &metapb::Region,
+        right: &metapb::Region,
+    ) -> raftstore::Result<()> {
+        if dead(self.fuse) {
+            return Ok(());
+        }
+        SchedulerClient::report_split(self.scheduler, left, right)
+    }
+}
+
+/// A client's callback that stays silent if the store calls it after dying inside an event
+/// (the answer of a dead process never leaves). `kv` is the store's kv engine, which knows
+/// whether the fuse armed for the current event blew.
+fn gate(cb: Callback, kv: &Engine) -> Callback {
+    let kv = kv.clone();
+    Box::new(move |resp: CmdResponse| {
+        if !kv.write_fuse_blown() {
+            cb(resp);
+        }
+    })
+}
+
 /// Runs `ev` on store `store_id` (dropped if the store is stopped) and sends what it produced.
+/// If a crash inside the event is planned ([`super::event_crash`]) and happens, the store is
+/// crashed at the end of the event: what it sent before it died goes out, the rest and the
+/// tasks it spawned are lost.
 pub(crate) fn run_on_store(w: &mut World, c: &mut Core<World>, store_id: u64, ev: StoreEvent) {
-    let mut outbox = Outbox::default();
+    let Some(kv) = w
+        .stores
+        .get(&store_id)
+        .filter(|n| n.store.is_some())
+        .map(|n| n.engines.kv.clone())
+    else {
+        return;
+    };
+    let ev = match ev {
+        StoreEvent::Command { req, cb } => StoreEvent::Command {
+            req,
+            cb: gate(cb, &kv),
+        },
+        StoreEvent::SplitRegion {
+            region_id,
+            region_epoch,
+            split_key,
+            cb,
+        } => StoreEvent::SplitRegion {
+            region_id,
+            region_epoch,
+            split_key,
+            cb: cb.map(|cb| gate(cb, &kv)),
+        },
+        ev => ev,
+    };
+    let armed = event_crash::arm(w, c, store_id);
+    let fuse = armed.as_ref().map(event_crash::Armed::fuse);
+    let mut outbox = Outbox {
+        fuse: fuse.cloned(),
+        ..Outbox::default()
+    };
     let mut spawned = Vec::new();
     {
         let Some(store) = w.stores.get_mut(&store_id).and_then(|n| n.store.as_mut()) else {
@@ -49,12 +165,22 @@ pub(crate) fn run_on_store(w: &mut World, c: &mut Core<World>, store_id: u64, ev
             ev,
             Effects {
                 transport: &mut outbox,
-                scheduler: &mut w.scheduler,
+                scheduler: &mut SchedulerLink {
+                    scheduler: &mut w.scheduler,
+                    fuse,
+                },
                 tasks: &mut spawned,
             },
         );
     }
+    let crashed = armed.is_some_and(|a| event_crash::disarm(w, c, store_id, a));
     route_messages(w, c, store_id, outbox.msgs);
+    if crashed {
+        // The tasks died with the store; so did the streams it would have fed.
+        route_scheduler_responses(w, c);
+        check_oracles(w, c);
+        return;
+    }
     for snap in outbox.snapshots {
         start_stream(w, c, store_id, snap);
     }

@@ -14,7 +14,7 @@ use raftstore::StoreEvent;
 use rand::Rng;
 
 use super::describe::Lazy;
-use super::{check_oracles, crash_store_in, run_on_store, start_store_in, World};
+use super::{check_oracles, crash_store_in, restart_after, run_on_store, World};
 use crate::sim::{Core, Label};
 
 /// How long tasks take, in virtual time.
@@ -104,15 +104,7 @@ fn crash_if_planned(
     let fault = w.task_faults.crash.remove(i);
     w.stats.task_crashes += 1;
     crash_store_in(w, c, store_id);
-    c.schedule(
-        fault.restart_after,
-        Label::new("restart", Lazy(move |f| write!(f, "store {store_id}"))),
-        move |w: &mut World, c: &mut Core<World>| {
-            if let Err(e) = start_store_in(w, c, store_id) {
-                panic!("{}", super::failure_story(w, c, &e));
-            }
-        },
-    );
+    restart_after(c, store_id, fault.restart_after);
     true
 }
 
