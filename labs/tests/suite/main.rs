@@ -11,6 +11,10 @@ mod cluster_2c;
 #[cfg(feature = "3b")]
 mod cluster_3b;
 #[cfg(feature = "2b")]
+mod crash_points_2b;
+#[cfg(feature = "2c")]
+mod crash_points_2c;
+#[cfg(feature = "2b")]
 mod peer_storage_2b;
 #[cfg(feature = "2c")]
 mod peer_storage_2c;

@@ -133,6 +133,15 @@ pub const ENTRIES: &[Mutant] = &[
         replace: "self.engines.raft.write(raft_wb, Durability::Buffered)?;",
     },
     Mutant {
+        id: "2b-send-before-persist",
+        stage: "2b",
+        bug: "the ready's messages are sent before its entries and hard state are persisted, so a crash in between acknowledges entries the store then forgets",
+        file: "raftstore/src/peer_msg_handler.rs",
+        after: "fn process_ready(",
+        find: "        // Nothing leaves the peer until what the messages promise is durable.\n        if let Some(applied) = self.peer.storage_mut().save_ready_state(&rd)? {\n            self.start_applying_snapshot(applied);\n        }\n        let msgs = std::mem::take(&mut rd.messages);\n        self.peer.send(self.ctx, msgs);",
+        replace: "        let msgs = std::mem::take(&mut rd.messages);\n        self.peer.send(self.ctx, msgs);\n        if let Some(applied) = self.peer.storage_mut().save_ready_state(&rd)? {\n            self.start_applying_snapshot(applied);\n        }",
+    },
+    Mutant {
         id: "2b-raft-state-only-with-entries",
         stage: "2b",
         bug: "the raft state is persisted only when the ready has entries, so a vote or term change alone is lost",
