@@ -155,25 +155,30 @@ pub(crate) fn run_on_store(w: &mut World, c: &mut Core<World>, store_id: u64, ev
         ..Outbox::default()
     };
     let mut spawned = Vec::new();
-    {
-        let Some(store) = w.stores.get_mut(&store_id).and_then(|n| n.store.as_mut()) else {
-            return;
-        };
-        // Log lines (with `RUST_LOG` set) say when and where they happened.
-        let _span = tracing::info_span!("", t = %c.now(), store = store_id).entered();
-        store.handle(
-            ev,
-            Effects {
-                transport: &mut outbox,
-                scheduler: &mut SchedulerLink {
-                    scheduler: &mut w.scheduler,
-                    fuse,
+    let handled = match w.stores.get_mut(&store_id).and_then(|n| n.store.as_mut()) {
+        Some(store) => {
+            // Log lines (with `RUST_LOG` set) say when and where they happened.
+            let _span = tracing::info_span!("", t = %c.now(), store = store_id).entered();
+            store.handle(
+                ev,
+                Effects {
+                    transport: &mut outbox,
+                    scheduler: &mut SchedulerLink {
+                        scheduler: &mut w.scheduler,
+                        fuse,
+                    },
+                    tasks: &mut spawned,
                 },
-                tasks: &mut spawned,
-            },
-        );
-    }
+            );
+            true
+        }
+        None => false,
+    };
+    // Disarmed whatever happened: a fuse left armed would eat the store's later writes.
     let crashed = armed.is_some_and(|a| event_crash::disarm(w, c, store_id, a));
+    if !handled {
+        return;
+    }
     route_messages(w, c, store_id, outbox.msgs);
     if crashed {
         // The tasks died with the store; so did the streams it would have fed.
