@@ -14,6 +14,8 @@ mod cluster_3b;
 mod crash_points_2b;
 #[cfg(feature = "2c")]
 mod crash_points_2c;
+#[cfg(feature = "3b")]
+mod crash_points_3b;
 #[cfg(feature = "2b")]
 mod peer_storage_2b;
 #[cfg(feature = "2c")]
