@@ -74,6 +74,11 @@ pub struct Peer {
     /// removal, for the tombstone. The peer is destroyed once the entries before it are
     /// written.
     pub(crate) pending_destroy: Option<Region>,
+    /// Set when this peer applied its own removal while leading: it stays a little longer
+    /// (until the tick given, with the region for its tombstone), still answering votes, so the
+    /// remaining peers can elect a leader that commits the removal even if the messages
+    /// carrying the commit index were lost or overtaken by a leader transfer.
+    pub(crate) retiring: Option<(u64, Region)>,
 }
 
 impl std::fmt::Debug for Peer {
@@ -139,6 +144,7 @@ impl Peer {
             size_diff_hint: 0,
             split_check_running: false,
             pending_destroy: None,
+            retiring: None,
         })
     }
 

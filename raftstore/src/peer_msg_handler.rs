@@ -63,6 +63,17 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
         }
         self.peer.ticks += 1;
         self.peer.raft_group.tick();
+        if let Some((until, _)) = &self.peer.retiring {
+            // Removed: no reports, no GC, no splits; only raft, until it goes.
+            if self.peer.ticks >= *until {
+                if let Some((_, region)) = self.peer.retiring.take() {
+                    if let Err(e) = self.destroy_peer(&region) {
+                        tracing::error!("{} cannot be destroyed: {e}", self.peer.tag);
+                    }
+                }
+            }
+            return;
+        }
         let cfg = self.ctx.cfg;
         if self.peer.is_leader()
             && self
@@ -250,6 +261,9 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
     /// then answers their proposals. Entries that come while a snapshot's data is being
     /// applied wait for it (provided framework code, before the student's part).
     fn apply_committed(&mut self, entries: &[Entry]) -> Result<()> {
+        if self.peer.retiring.is_some() {
+            return Ok(()); // removed: nothing after its removal applies here
+        }
         if self.peer.applying_snapshot.is_some() {
             self.peer.deferred_entries.extend_from_slice(entries);
             return Ok(());
@@ -298,7 +312,7 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
                 };
                 answers.push((cb, response));
             }
-            if self.peer.pending_destroy.is_some() {
+            if self.peer.pending_destroy.is_some() || self.peer.retiring.is_some() {
                 // This entry removed this peer: nothing after it is applied here.
                 break;
             }

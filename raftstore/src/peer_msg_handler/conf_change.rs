@@ -197,12 +197,17 @@ impl PeerMsgHandler<'_, '_> {
         );
         if removes_me {
             if self.peer.is_leader() {
-                // Removed while leading (the change was proposed by an earlier leader): tell the
-                // others the commit index now, so they apply the change and elect among
-                // themselves after this peer is gone.
+                // Removed while leading (the change was proposed by an earlier leader). Tell the
+                // others the commit index now, and stay two election timeouts longer to vote:
+                // in a two-peer region the survivor still counts this peer as a voter until it
+                // applies the removal, and if the commit never reached it (lost, or overtaken
+                // by a leader transfer that moved it to a newer term) it needs this vote once.
                 self.send_final_commit();
+                let stay = 2 * self.ctx.cfg.raft_election_timeout_ticks as u64;
+                self.peer.retiring = Some((self.peer.ticks + stay, region.clone()));
+            } else {
+                self.peer.pending_destroy = Some(region.clone());
             }
-            self.peer.pending_destroy = Some(region.clone());
         } else if self.peer.is_leader() {
             // The scheduler must see every change, one conf_ver at a time.
             self.peer.heartbeat_scheduler(self.ctx.fx.scheduler);
