@@ -594,3 +594,46 @@ fn an_uninitialised_peer_guards_itself_by_epoch_and_term() {
     h.handle(StoreEvent::Raft(hb));
     assert_eq!(h.peer(5).meta.id, 62);
 }
+
+/// A removed leader that was cut off when it was removed still believes it leads: its
+/// heartbeats carry an older epoch and come from a store the region no longer has. The live
+/// peer answers them with a GC message (as it answers stale votes), so the stale leader stops
+/// reporting itself to the scheduler, which would send clients to it. A heartbeat from a
+/// member with an older epoch (it is only lagging) gets no GC message.
+#[test]
+fn a_stale_leader_outside_the_region_is_told_to_go() {
+    let mut h = store_with(&[(1, b"", b"")]);
+    let epoch = (1, 1);
+    let range: (&[u8], &[u8]) = (b"", b"");
+    // conf_ver 1 is the live region's; the stale leader on store 3 has conf_ver 0.
+    let hb = raft_msg(
+        1,
+        (3, 13),
+        (2, 12),
+        (0, 1),
+        range,
+        MessageType::MsgHeartbeat,
+        9,
+        0,
+    );
+    h.handle(StoreEvent::Raft(hb));
+    let gc: Vec<_> = h.sent.msgs.iter().filter(|m| m.is_tombstone).collect();
+    assert_eq!(gc.len(), 1, "{:?}", h.sent.msgs);
+    assert_eq!(gc[0].get_to_peer().id, 13);
+    assert_eq!(gc[0].get_region_epoch().conf_ver, epoch.0);
+    assert_eq!(h.peer(1).term(), 5, "the stale leader's term was taken");
+
+    h.sent.msgs.clear();
+    let lagging = raft_msg(
+        1,
+        (1, 11),
+        (2, 12),
+        (0, 1),
+        range,
+        MessageType::MsgHeartbeat,
+        9,
+        0,
+    );
+    h.handle(StoreEvent::Raft(lagging));
+    assert!(h.sent.msgs.iter().all(|m| !m.is_tombstone));
+}

@@ -49,9 +49,16 @@ impl PeerMsgHandler<'_, '_> {
             && find_peer(region, from_store).is_none()
         {
             // From a peer this region no longer has (removed, or of a region before a split
-            // that moved it out). Its appends and responses mean nothing here; a vote request
-            // means it is campaigning with a stale view: tell it to go.
-            if is_vote(msg) {
+            // that moved it out). Its responses mean nothing here. A vote request means it is
+            // campaigning with a stale view, and an append or heartbeat that it still believes
+            // it leads (cut off when it was removed, it never learned): tell it to go. (A
+            // stale leader also keeps reporting itself to the scheduler, which then sends
+            // clients to it, `pitfalls.md` A5; the original answers votes only.)
+            let m = msg.get_message().get_msg_type();
+            if is_vote(msg)
+                || (matches!(m, MessageType::MsgAppend | MessageType::MsgHeartbeat)
+                    && msg.get_region_epoch().version <= region.get_region_epoch().version)
+            {
                 let region = region.clone();
                 send_gc_reply(self.ctx, msg, &region);
             }
