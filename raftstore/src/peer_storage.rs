@@ -460,6 +460,12 @@ pub fn clear_meta(
 ) -> Result<()> {
     kv_wb.delete_cf(Cf::Raft, &keys::region_state_key(region_id))?;
     kv_wb.delete_cf(Cf::Raft, &keys::apply_state_key(region_id))?;
+    clear_raft_log(engines, raft_wb, region_id)
+}
+
+/// Adds the deletion of a region's raft state and every raft log entry it has in the raft
+/// engine to `raft_wb`.
+pub fn clear_raft_log(engines: &Engines, raft_wb: &mut WriteBatch, region_id: u64) -> Result<()> {
     // Log keys `01 02 id 01 index` all sort before the raft state key `01 02 id 02`.
     engines.raft.delete_range_to_batch(
         Cf::Raft,

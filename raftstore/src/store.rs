@@ -118,7 +118,7 @@ impl StoreMeta {
         if let Some((id, _)) = self
             .pending_cleanups
             .iter()
-            .find(|(_, r)| ranges_overlap(r, &probe))
+            .find(|(_, r)| r.overlaps(&probe))
         {
             return Err(Error::other(format!(
                 "the data of destroyed region {id} is still being deleted in its range"
@@ -126,11 +126,6 @@ impl StoreMeta {
         }
         Ok(())
     }
-}
-
-/// Whether two key ranges share a key.
-fn ranges_overlap(a: &KeyRange, b: &KeyRange) -> bool {
-    (a.end.is_empty() || b.start < a.end) && (b.end.is_empty() || a.start < b.end)
 }
 
 /// A [`StoreContext`] over a store's parts and the runtime's effects (a macro, so the borrows

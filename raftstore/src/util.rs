@@ -216,6 +216,11 @@ impl KeyRange {
         (!self.end.is_empty()).then_some(self.end.as_slice())
     }
 
+    /// Whether the two ranges share a key.
+    pub fn overlaps(&self, other: &KeyRange) -> bool {
+        starts_before_end(&self.start, &other.end) && starts_before_end(&other.start, &self.end)
+    }
+
     /// Whether the range holds no key.
     pub fn is_empty(&self) -> bool {
         !self.end.is_empty() && self.start >= self.end

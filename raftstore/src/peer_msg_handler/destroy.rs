@@ -186,13 +186,7 @@ impl PeerMsgHandler<'_, '_> {
         self.ctx.engines.kv.write(kv_wb, Durability::Sync)?;
 
         let mut raft_wb = WriteBatch::new();
-        self.ctx.engines.raft.delete_range_to_batch(
-            Cf::Raft,
-            &keys::raft_log_key(region_id, 0),
-            &keys::raft_state_key(region_id),
-            &mut raft_wb,
-        )?;
-        raft_wb.delete_cf(Cf::Raft, &keys::raft_state_key(region_id))?;
+        crate::peer_storage::clear_raft_log(self.ctx.engines, &mut raft_wb, region_id)?;
         self.ctx.engines.raft.write(raft_wb, Durability::Sync)?;
 
         if let Some(range) = self.peer.storage().clear_data_range() {

@@ -34,7 +34,7 @@
 //! term 0. The leader finds it has nothing and sends a snapshot; applying it gives the peer
 //! its region, range and data.
 
-use engine::{keys, Cf, Durability, Engines, WriteBatch};
+use engine::{Durability, Engines, WriteBatch};
 use proto::eraftpb::MessageType;
 use proto::metapb::{Region, RegionEpoch};
 use proto::raft_serverpb::{PeerState, RaftMessage};
@@ -170,13 +170,7 @@ pub(super) fn finish_destroy_at_start(
 ) -> Result<()> {
     if meta::raft_local_state(&engines.raft, region.id)?.is_some() {
         let mut raft_wb = WriteBatch::new();
-        engines.raft.delete_range_to_batch(
-            Cf::Raft,
-            &keys::raft_log_key(region.id, 0),
-            &keys::raft_state_key(region.id),
-            &mut raft_wb,
-        )?;
-        raft_wb.delete_cf(Cf::Raft, &keys::raft_state_key(region.id))?;
+        crate::peer_storage::clear_raft_log(engines, &mut raft_wb, region.id)?;
         engines.raft.write(raft_wb, Durability::Sync)?;
     }
     if region.get_peers().is_empty() {
