@@ -1,7 +1,29 @@
-//! The placement driver (stage 3c of the course).
+//! The placement driver of tinykv-rs (stage 3C of the course).
 //!
-//! This crate will hold the scheduler's cluster view, built from region and store heartbeats
-//! (`process_region_heartbeat`: reject stale epochs, replace overlapping regions, keep per-store
-//! counts and sizes), the operators it sends back to region leaders (add/remove peer, transfer
-//! leader), and the balance-region scheduler that moves replicas from the fullest stores to the
-//! emptiest. It depends on `proto` only; stores reach it through a `SchedulerClient` trait.
+//! - [`core`]: the cluster model: stores with their statistics and health (computed from the
+//!   heartbeat times passed in, never from a clock), and the region cache indexed by id, by
+//!   key range and per store (leaders, followers, pending peers, sizes).
+//! - [`RaftCluster`]: the model behind one lock, with
+//!   [`process_region_heartbeat`](RaftCluster::process_region_heartbeat) (stage 3C: refuse
+//!   stale heartbeats, replace what they overlap, refresh the store statuses).
+//! - [`operator`]: add peer, remove peer, transfer leader and chains of them, moved on by
+//!   heartbeats until done, timed out or cancelled.
+//! - [`schedulers`]: the balance-region scheduler (stage 3C)
+//!   and the replica checker that replaces peers of down stores.
+//! - [`SchedulerService`]: what stores and clients talk to: request checks, heartbeats,
+//!   ask-split, operators, and the periodic jobs run by [`SchedulerService::tick`].
+//!
+//! The crate depends on `proto` only; the harness adapts it to simulated clusters.
+
+pub mod cluster;
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod operator;
+pub mod schedulers;
+pub mod service;
+
+pub use cluster::RaftCluster;
+pub use config::ScheduleConfig;
+pub use error::{Epoch, Error, Result};
+pub use service::SchedulerService;
