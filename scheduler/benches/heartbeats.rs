@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use proto::metapb::{Peer, Region, Store};
-use proto::schedulerpb::RegionHeartbeatRequest;
+use proto::schedulerpb::{RegionHeartbeatRequest, StoreStats};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use scheduler::core::RegionInfo;
@@ -37,8 +37,9 @@ fn key(i: u64) -> Vec<u8> {
 }
 
 /// The fixture's regions: region i covers [key(i), key(i+1)) with peers on three
-/// consecutive stores; the first and last are unbounded on their open side.
-fn regions() -> Vec<RegionHeartbeatRequest> {
+/// consecutive stores of the first `spread`; the first and last are unbounded on their open
+/// side.
+fn regions(spread: u64) -> Vec<RegionHeartbeatRequest> {
     (1..=REGIONS)
         .map(|id| {
             let mut r = Region::new();
@@ -53,7 +54,7 @@ fn regions() -> Vec<RegionHeartbeatRequest> {
             r.mut_region_epoch().version = 1;
             for k in 0..3 {
                 let mut p = Peer::new();
-                p.store_id = (id + k) % STORES + 1;
+                p.store_id = (id + k) % spread + 1;
                 p.id = REGIONS + id * 3 + k;
                 r.peers.push(p);
             }
@@ -118,6 +119,10 @@ fn loaded_service(base: &[RegionHeartbeatRequest]) -> SchedulerService {
         let mut st = Store::new();
         st.id = id;
         s.put_store(st).expect("store");
+        let mut stats = StoreStats::new();
+        stats.store_id = id;
+        s.store_heartbeat(&stats, Duration::ZERO)
+            .expect("store heartbeat");
     }
     for req in base {
         s.region_heartbeat(req, Duration::ZERO)
@@ -127,7 +132,7 @@ fn loaded_service(base: &[RegionHeartbeatRequest]) -> SchedulerService {
 }
 
 fn bench(c: &mut Criterion) {
-    let base = regions();
+    let base = regions(STORES);
     let stream = heartbeats(&base);
     let mut g = c.benchmark_group("region_heartbeats");
     g.sample_size(10);
@@ -173,12 +178,24 @@ fn bench(c: &mut Criterion) {
     });
     g.finish();
 
-    let loaded = loaded_service(&base);
+    // One balance pass: on the balanced fixture (every source is tried, nothing is worth
+    // moving) and on one whose regions all live on stores 1-3 (a move is found and built).
+    let balanced = loaded_service(&base);
+    let skewed = loaded_service(&regions(3));
     let mut g = c.benchmark_group("balance_region");
-    g.bench_function("one_pass_10k_regions_5_stores", |b| {
-        let mut sched = BalanceRegionScheduler::new(1);
-        b.iter(|| black_box(sched.schedule(loaded.cluster(), Duration::ZERO)))
-    });
+    for (name, svc) in [
+        ("balanced_no_move", &balanced),
+        ("skewed_finds_a_move", &skewed),
+    ] {
+        g.bench_function(name, |b| {
+            let mut sched = BalanceRegionScheduler::new(1);
+            b.iter(|| {
+                let op = sched.schedule(svc.cluster(), Duration::ZERO);
+                assert_eq!(op.is_some(), name == "skewed_finds_a_move", "{name}");
+                black_box(op)
+            })
+        });
+    }
     g.finish();
 
     summary(&base, &stream);
