@@ -5,10 +5,10 @@
 //!
 //! Like the client helpers of [`super::client`], they run the simulator until what they wait
 //! for happens, so every timeout is virtual time, and a helper that gives up fails the test
-//! with the seed and the story of the run. Membership changes go through the mock scheduler,
-//! as in the original: a test schedules an operator, the scheduler attaches its step to every
-//! heartbeat response of the region's leader until it sees the change, and the helper polls
-//! the scheduler's copy of the region.
+//! with the seed and the story of the run. Membership changes go through the scheduler,
+//! as in the original: a test schedules an operator, the scheduler carries it out through its
+//! heartbeat responses to the region's leader (the mock attaches the operator's step to every
+//! one until it sees the change), and the helper polls the scheduler's copy of the region.
 //!
 //! Differences from the original, on purpose:
 //! - [`Cluster::must_transfer_leader`] pauses 10 ms between two `TransferLeader` commands
@@ -17,7 +17,7 @@
 //! - A missing or wrong answer to `TransferLeader` fails the test with a message; the
 //!   original crashes on the missing response.
 //! - A region id the scheduler does not know is not silently replaced by the first region
-//!   (see [`crate::mock_scheduler`]): the pollers keep waiting for it, and fail naming it.
+//!   (see [`crate::scheduler::mock`]): the pollers keep waiting for it, and fail naming it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -209,6 +209,10 @@ impl Cluster {
             || format!("the scheduler does not know region {region_id}"),
             |r| format!("the scheduler has {}", fmt_region(r)),
         );
+        let seen = match self.world().scheduler.operator(region_id) {
+            Some(op) => format!("{seen}; its operator: {op}"),
+            None => format!("{seen}; no operator"),
+        };
         if present {
             self.fail(&format!(
                 "must_have_peer: no peer {} in region {region_id} after {waited:?}; {seen}",
@@ -337,6 +341,7 @@ mod tests {
 
     use super::*;
     use crate::cluster::ClusterConfig;
+    use crate::scheduler::mock_factory;
 
     fn failure_of(f: impl FnOnce()) -> String {
         let panic = catch_unwind(AssertUnwindSafe(f)).expect_err("the helper fails the test");
@@ -405,12 +410,13 @@ mod tests {
         assert!(msg.contains("does not lie strictly inside"), "{msg}");
     }
 
-    /// A heartbeat that breaks the scheduler's rules fails the run at the next store event,
-    /// with the rule and the seed (a violation is recorded, not panicked, inside the
+    /// A heartbeat that breaks the mock scheduler's rules fails the run at the next store
+    /// event, with the rule and the seed (a violation is recorded, not panicked, inside the
     /// scheduler).
     #[test]
     fn a_scheduler_violation_fails_the_run_with_its_seed() {
-        let mut c = Cluster::new("scheduler_violation", 4, ClusterConfig::new(3));
+        let cfg = ClusterConfig::new(3).with_scheduler(mock_factory());
+        let mut c = Cluster::new("scheduler_violation", 4, cfg);
         let mut region = c.get_region(b"");
         // Two conf changes in one heartbeat: conf_ver + 2, one peer fewer.
         region.mut_region_epoch().conf_ver += 2;
@@ -418,7 +424,8 @@ mod tests {
         let mut hb = RegionHeartbeatRequest::default();
         hb.set_leader(region.get_peers()[0].clone());
         hb.set_region(region);
-        assert!(c.world_mut().scheduler.region_heartbeat(&hb).is_err());
+        let now = c.sim().now().as_duration();
+        assert!(c.world_mut().scheduler.region_heartbeat(&hb, now).is_err());
         let msg = failure_of(|| c.run_for(Duration::from_secs(1)));
         assert!(
             msg.starts_with("scheduler: region 1 heartbeat is not one conf change"),

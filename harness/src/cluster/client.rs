@@ -296,7 +296,13 @@ impl Cluster {
     /// whose peer of the region was destroyed (its region state is a tombstone, or gone) holds
     /// no log of it and is skipped, as a store without the region is.
     pub fn check_log_trimmed(&mut self, limit: u64) {
-        let regions: Vec<u64> = self.world().scheduler.regions().map(|r| r.id).collect();
+        let regions: Vec<u64> = self
+            .world()
+            .scheduler
+            .regions()
+            .iter()
+            .map(|r| r.id)
+            .collect();
         for region in regions {
             for store in self.store_ids() {
                 let live = self

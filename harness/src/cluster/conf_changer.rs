@@ -91,8 +91,8 @@ fn round(w: &mut World, c: &mut Core<World>, generation: u64) {
     let candidates: Vec<metapb::Region> = w
         .scheduler
         .regions()
+        .into_iter()
         .filter(|r| w.scheduler.leader(r.id).is_some())
-        .cloned()
         .collect();
     if candidates.is_empty() {
         c.schedule(NO_REGION_WAIT, "conf change", move |w, c| {
@@ -193,7 +193,7 @@ fn poll(w: &mut World, c: &mut Core<World>, generation: u64) {
     };
     if now.since(since) >= OPERATOR_LIMIT {
         let what = format!(
-            "conf-change task: {} peer (store {}, peer {}) {} region {} has not completed after {:?} (started at {}), although every store has been up and the network whole since {since}; the scheduler has {:?}\n{}",
+            "conf-change task: {} peer (store {}, peer {}) {} region {} has not completed after {:?} (started at {}), although every store has been up and the network whole since {since}; the scheduler has {:?}, operator {:?}\n{}",
             if op.add { "adding" } else { "removing" },
             op.peer.store_id,
             op.peer.id,
@@ -202,6 +202,7 @@ fn poll(w: &mut World, c: &mut Core<World>, generation: u64) {
             now.since(op.started),
             op.started,
             w.scheduler.get_region_by_id(op.region_id),
+            w.scheduler.operator(op.region_id),
             peer_table(w)
         );
         panic!("{}", failure_story(w, c, &what));

@@ -28,7 +28,7 @@
 //!   cluster fails the run.
 //! - With `split`, the check that the region containing `""` was split runs after every
 //!   iteration, as in the original; the mock scheduler's exact rules (one conf change per
-//!   `conf_ver` step, see [`crate::mock_scheduler`]) and the apply oracle watch the splits and
+//!   `conf_ver` step, see [`crate::scheduler::mock`]) and the apply oracle watch the splits and
 //!   conf changes throughout.
 
 use std::time::Duration;

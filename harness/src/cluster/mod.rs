@@ -2,8 +2,9 @@
 //!
 //! [`Cluster`] owns a [`Sim`] whose world holds every store (its engines in a temporary
 //! directory, and the running [`Store`] unless the store is stopped), the simulated network
-//! and the mock scheduler. Ticks, raft messages, scheduler responses and client commands are
-//! all simulator events, so a run is decided by its seed alone; test code drives it through
+//! and the scheduler (the mock or the real one, behind [`ClusterScheduler`]). Ticks, raft
+//! messages, scheduler responses and client commands are all simulator events, so a run is
+//! decided by its seed alone; test code drives it through
 //! the helpers of [`client`] (`must_put`, `get`, `scan`, ...), which advance virtual time
 //! until their request is answered, and through the simulated clients of [`workload`]. Both
 //! run the same request state machine (`request.rs`).
@@ -39,16 +40,16 @@ use proto::metapb;
 use raftstore::{bootstrap, Store};
 use rand::Rng;
 
-use crate::mock_scheduler::MockScheduler;
+use crate::scheduler::{factory_from_env, ClusterScheduler, SchedulerFactory, SchedulerSetup};
 use crate::sim::net::{Filter, Network};
 use crate::sim::{Core, Label, Sim};
 use apply_oracle::ApplyOracle;
 pub use event_crash::{CrashTrigger, EventCrash, EventCrashMix, EventCrashes};
-pub(crate) use route::{deliver, run_on_store};
+pub(crate) use route::{deliver, route_scheduler_responses, run_on_store};
 pub use tasks::{TaskFaults, TaskTiming};
 
 /// How to build a cluster.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClusterConfig {
     /// Number of stores (ids 1..=stores).
     pub stores: u64,
@@ -66,6 +67,37 @@ pub struct ClusterConfig {
     /// Crashes inside store events at random (see [`event_crash`]); `None` (the default):
     /// stores crash only where a test says.
     pub event_crash_mix: Option<EventCrashMix>,
+    /// Builds the scheduler the cluster runs on; `None` (the default): the one the
+    /// `LABS_SCHEDULER` environment variable names (see
+    /// [`factory_from_env`]), the mock unless it says
+    /// `real`. Set it with [`ClusterConfig::with_scheduler`].
+    pub scheduler: Option<SchedulerFactory>,
+    /// How often a scheduler that [wants ticks](ClusterScheduler::wants_ticks) gets one
+    /// (100 ms of virtual time by default). The mock does not, so its clusters schedule no
+    /// tick.
+    pub scheduler_tick: Duration,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("stores", &self.stores)
+            .field("store", &self.store)
+            .field("engine", &self.engine)
+            .field("net", &self.net)
+            .field("client_latency", &self.client_latency)
+            .field("tasks", &self.tasks)
+            .field("event_crash_mix", &self.event_crash_mix)
+            .field(
+                "scheduler",
+                &self
+                    .scheduler
+                    .as_ref()
+                    .map_or("from LABS_SCHEDULER", |_| "chosen"),
+            )
+            .field("scheduler_tick", &self.scheduler_tick)
+            .finish()
+    }
 }
 
 impl ClusterConfig {
@@ -79,6 +111,29 @@ impl ClusterConfig {
             client_latency: Duration::from_millis(1),
             tasks: TaskTiming::default(),
             event_crash_mix: None,
+            scheduler: None,
+            scheduler_tick: Duration::from_millis(100),
+        }
+    }
+
+    /// This configuration on the scheduler `factory` builds, whatever `LABS_SCHEDULER` says
+    /// (e.g. [`mock_factory`](crate::scheduler::mock_factory) for a test of the mock's own
+    /// rules).
+    pub fn with_scheduler(mut self, factory: SchedulerFactory) -> Self {
+        self.scheduler = Some(factory);
+        self
+    }
+
+    /// The factory of the cluster's scheduler: the one set with
+    /// [`ClusterConfig::with_scheduler`], else the one `LABS_SCHEDULER` names.
+    ///
+    /// # Panics
+    /// If `LABS_SCHEDULER` is needed and names no scheduler the harness has (see
+    /// [`factory_from_env`]).
+    pub fn scheduler_factory(&self) -> SchedulerFactory {
+        match &self.scheduler {
+            Some(factory) => Arc::clone(factory),
+            None => factory_from_env(),
         }
     }
 }
@@ -130,8 +185,8 @@ pub struct World {
     pub stores: BTreeMap<u64, StoreNode>,
     /// The network between stores.
     pub net: Network,
-    /// The scheduler.
-    pub scheduler: MockScheduler,
+    /// The scheduler (the mock or the real one; see [`ClusterConfig::scheduler`]).
+    pub scheduler: Box<dyn ClusterScheduler>,
     /// The generic test's network-chaos task.
     pub chaos: generic::Chaos,
     /// The generic test's conf-change task (stage 3b).
@@ -156,14 +211,14 @@ pub struct World {
 }
 
 /// Fails the run, inside the event that revealed it, when an oracle found a violation: the
-/// apply oracle, or the mock scheduler refusing a heartbeat that breaks its rules.
+/// apply oracle, or the scheduler refusing a heartbeat that breaks its rules.
 pub(crate) fn check_oracles(w: &mut World, c: &Core<World>) {
     liveness::check_wall(w, c);
     let mut found = Vec::new();
     if w.apply_oracle.has_violations() {
         found.extend(w.apply_oracle.take_violations());
     }
-    if !w.scheduler.violations().is_empty() {
+    if w.scheduler.has_violations() {
         found.extend(
             w.scheduler
                 .take_violations()
@@ -306,6 +361,58 @@ fn cluster_dir() -> std::io::Result<tempfile::TempDir> {
     builder.tempdir()
 }
 
+/// The cluster id the stores are bootstrapped with, and the scheduler is built with.
+const CLUSTER_ID: u64 = 0;
+
+/// The seed of the scheduler's own randomness ([`SchedulerSetup::seed`]): derived from the
+/// run's seed (splitmix64), so it replays with the run but is not the simulator's stream.
+fn scheduler_seed(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476C_E1E5_B9B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// How the scheduler knows store `id`.
+fn store_meta(id: u64) -> metapb::Store {
+    let mut store = metapb::Store::new();
+    store.id = id;
+    store.address = format!("store-{id}");
+    store
+}
+
+/// Opens the engines of store `id` under `dir` and bootstraps them as a store of the
+/// cluster holding the first region.
+fn open_store(
+    dir: &std::path::Path,
+    options: &EngineOptions,
+    id: u64,
+    region: &metapb::Region,
+) -> Result<Engines, String> {
+    let engines = Engines::open(dir.join(format!("store-{id}")), options)
+        .map_err(|e| format!("cannot open the engines of store {id}: {e}"))?;
+    bootstrap::bootstrap_store(&engines, CLUSTER_ID, id)
+        .and_then(|()| bootstrap::prepare_bootstrap_cluster(&engines, region))
+        .and_then(|()| bootstrap::clear_prepare_bootstrap_state(&engines))
+        .map_err(|e| format!("cannot bootstrap store {id}: {e}"))?;
+    Ok(engines)
+}
+
+/// Gives the scheduler its periodic tick every `every` of virtual time, then routes the
+/// responses it produced to their stores, as after a heartbeat, and runs the oracles.
+fn schedule_scheduler_tick(c: &mut Core<World>, every: Duration) {
+    c.schedule(
+        every,
+        "scheduler tick",
+        move |w: &mut World, c: &mut Core<World>| {
+            w.scheduler.tick(c.now().as_duration());
+            route_scheduler_responses(w, c);
+            check_oracles(w, c);
+            schedule_scheduler_tick(c, every);
+        },
+    );
+}
+
 /// A simulated cluster.
 pub struct Cluster {
     sim: Sim<World>,
@@ -325,11 +432,17 @@ impl Cluster {
     /// Builds and bootstraps a cluster named after its test (`name` appears in failure
     /// messages), with every random choice drawn from `seed`: region 1 `["", "")` with one
     /// peer per store (peer id = store id), initial log index/term 5 on every store, then
-    /// starts every store.
+    /// starts every store. The scheduler is the one [`ClusterConfig::scheduler_factory`]
+    /// builds; if it [wants ticks](ClusterScheduler::wants_ticks) it gets one every
+    /// [`ClusterConfig::scheduler_tick`].
     pub fn new(name: &str, seed: u64, cfg: ClusterConfig) -> Cluster {
         crate::logging::init_from_env();
         let dir = cluster_dir().unwrap_or_else(|e| panic!("{name}: cannot create a temp dir: {e}"));
-        let mut scheduler = MockScheduler::new(0, cfg.stores + 1);
+        let mut scheduler = cfg.scheduler_factory()(SchedulerSetup {
+            cluster_id: CLUSTER_ID,
+            first_id: cfg.stores + 1,
+            seed: scheduler_seed(seed),
+        });
         let peers: Vec<metapb::Peer> = (1..=cfg.stores)
             .map(|id| raftstore::util::new_peer(id, id))
             .collect();
@@ -337,15 +450,9 @@ impl Cluster {
         let mut stores = BTreeMap::new();
         let apply_oracle = ApplyOracle::new();
         for id in 1..=cfg.stores {
-            let engines = Engines::open(dir.path().join(format!("store-{id}")), &cfg.engine)
-                .unwrap_or_else(|e| panic!("{name}: cannot open the engines of store {id}: {e}"));
-            bootstrap::bootstrap_store(&engines, 0, id)
-                .and_then(|()| bootstrap::prepare_bootstrap_cluster(&engines, &region))
-                .and_then(|()| bootstrap::clear_prepare_bootstrap_state(&engines))
-                .unwrap_or_else(|e| panic!("{name}: cannot bootstrap store {id}: {e}"));
-            let mut store = metapb::Store::new();
-            store.id = id;
-            store.address = format!("store-{id}");
+            let engines = open_store(dir.path(), &cfg.engine, id, &region)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let store = store_meta(id);
             if id == 1 {
                 if let Err(e) = scheduler.bootstrap(store.clone()) {
                     panic!("{name}: scheduler bootstrap failed: {e}");
@@ -363,6 +470,10 @@ impl Cluster {
                     incarnation: 0,
                 },
             );
+        }
+        let ticks = scheduler.wants_ticks().then_some(cfg.scheduler_tick);
+        if ticks == Some(Duration::ZERO) {
+            panic!("{name}: the scheduler wants ticks but ClusterConfig::scheduler_tick is zero");
         }
         let world = World {
             stores,
@@ -392,6 +503,9 @@ impl Cluster {
             cluster.start_store(id);
         }
         liveness::start(cluster.sim.core());
+        if let Some(every) = ticks {
+            schedule_scheduler_tick(cluster.sim.core(), every);
+        }
         cluster
     }
 
@@ -515,7 +629,7 @@ impl Drop for Cluster {
                 self.sim.events_executed(),
                 self.sim.world().apply_oracle.verified_entries(),
                 self.sim.world().apply_oracle.verified_snapshots(),
-                self.sim.world().scheduler.regions().count(),
+                self.sim.world().scheduler.regions().len(),
                 self.sim.world().conf_changer.completed(),
                 self.sim.world().stats,
             );
@@ -525,3 +639,183 @@ impl Drop for Cluster {
 
 /// A slot a callback fills; test code waits on it by running the simulator.
 pub(crate) type Slot<T> = Arc<Mutex<Option<T>>>;
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use parking_lot::Mutex;
+    use proto::metapb::{Peer, Region, Store};
+    use proto::schedulerpb::{
+        AskSplitResponse, RegionHeartbeatRequest, RegionHeartbeatResponse, StoreStats,
+    };
+
+    use super::{Cluster, ClusterConfig};
+    use crate::scheduler::{
+        ClusterScheduler, MockScheduler, SchedulerError, SchedulerFactory, SchedulerSetup,
+    };
+
+    /// The mock plus periodic work: every tick it records the time and, while a target is
+    /// set and region 1 is led by another peer, tells the leader to hand over to the target
+    /// (what a real scheduler's balance-leader scheduler would do).
+    #[derive(Debug)]
+    struct Ticking {
+        mock: MockScheduler,
+        ticks: Arc<Mutex<Vec<Duration>>>,
+        target: Arc<Mutex<Option<Peer>>>,
+        queued: Vec<(u64, RegionHeartbeatResponse)>,
+    }
+
+    impl ClusterScheduler for Ticking {
+        fn cluster_id(&self) -> u64 {
+            ClusterScheduler::cluster_id(&self.mock)
+        }
+        fn alloc_id(&mut self) -> u64 {
+            ClusterScheduler::alloc_id(&mut self.mock)
+        }
+        fn bootstrap(&mut self, store: Store) -> Result<(), SchedulerError> {
+            ClusterScheduler::bootstrap(&mut self.mock, store)
+        }
+        fn is_bootstrapped(&self) -> bool {
+            ClusterScheduler::is_bootstrapped(&self.mock)
+        }
+        fn put_store(&mut self, store: Store) {
+            ClusterScheduler::put_store(&mut self.mock, store);
+        }
+        fn get_store(&self, store_id: u64) -> Option<Store> {
+            ClusterScheduler::get_store(&self.mock, store_id)
+        }
+        fn get_region(&self, key: &[u8]) -> Option<(Region, Option<Peer>)> {
+            ClusterScheduler::get_region(&self.mock, key)
+        }
+        fn get_region_by_id(&self, region_id: u64) -> Option<(Region, Option<Peer>)> {
+            ClusterScheduler::get_region_by_id(&self.mock, region_id)
+        }
+        fn leader(&self, region_id: u64) -> Option<Peer> {
+            ClusterScheduler::leader(&self.mock, region_id)
+        }
+        fn regions(&self) -> Vec<Region> {
+            ClusterScheduler::regions(&self.mock)
+        }
+        fn is_pending(&self, peer_id: u64) -> bool {
+            ClusterScheduler::is_pending(&self.mock, peer_id)
+        }
+        fn add_peer(&mut self, region_id: u64, peer: Peer) {
+            ClusterScheduler::add_peer(&mut self.mock, region_id, peer);
+        }
+        fn remove_peer(&mut self, region_id: u64, peer: Peer) {
+            ClusterScheduler::remove_peer(&mut self.mock, region_id, peer);
+        }
+        fn transfer_leader(&mut self, region_id: u64, peer: Peer) {
+            ClusterScheduler::transfer_leader(&mut self.mock, region_id, peer);
+        }
+        fn operator(&self, region_id: u64) -> Option<String> {
+            ClusterScheduler::operator(&self.mock, region_id)
+        }
+        fn region_heartbeat(
+            &mut self,
+            req: &RegionHeartbeatRequest,
+            now: Duration,
+        ) -> Result<(), SchedulerError> {
+            ClusterScheduler::region_heartbeat(&mut self.mock, req, now)
+        }
+        fn store_heartbeat(&mut self, stats: &StoreStats, now: Duration) {
+            ClusterScheduler::store_heartbeat(&mut self.mock, stats, now);
+        }
+        fn ask_split(&mut self, region: &Region) -> Result<AskSplitResponse, SchedulerError> {
+            ClusterScheduler::ask_split(&mut self.mock, region)
+        }
+        fn report_split(&mut self, left: &Region, right: &Region) -> Result<(), SchedulerError> {
+            ClusterScheduler::report_split(&mut self.mock, left, right)
+        }
+        fn wants_ticks(&self) -> bool {
+            true
+        }
+        fn tick(&mut self, now: Duration) {
+            self.ticks.lock().push(now);
+            let Some(target) = self.target.lock().clone() else {
+                return;
+            };
+            let Some((region, Some(leader))) = self.mock.get_region_by_id(1) else {
+                return;
+            };
+            if leader.id == target.id {
+                return;
+            }
+            let mut resp = RegionHeartbeatResponse {
+                region_id: 1,
+                ..Default::default()
+            };
+            resp.set_region_epoch(region.get_region_epoch().clone());
+            resp.set_target_peer(leader.clone());
+            resp.mut_transfer_leader().set_peer(target);
+            self.queued.push((leader.store_id, resp));
+        }
+        fn take_responses(&mut self) -> Vec<(u64, RegionHeartbeatResponse)> {
+            let mut responses = ClusterScheduler::take_responses(&mut self.mock);
+            responses.append(&mut self.queued);
+            responses
+        }
+        fn has_violations(&self) -> bool {
+            ClusterScheduler::has_violations(&self.mock)
+        }
+        fn take_violations(&mut self) -> Vec<String> {
+            ClusterScheduler::take_violations(&mut self.mock)
+        }
+    }
+
+    /// A scheduler that wants ticks gets one every `scheduler_tick` of virtual time, stamped
+    /// with that time, and what it answers in a tick reaches the stores like a heartbeat
+    /// response: here a leader transfer nobody else asked for.
+    #[test]
+    fn a_ticking_scheduler_gets_its_ticks_and_its_answers_reach_the_stores() {
+        let ticks = Arc::new(Mutex::new(Vec::new()));
+        let target = Arc::new(Mutex::new(None));
+        let (t, g) = (Arc::clone(&ticks), Arc::clone(&target));
+        let factory: SchedulerFactory = Arc::new(move |setup: SchedulerSetup| {
+            Box::new(Ticking {
+                mock: MockScheduler::new(setup.cluster_id, setup.first_id),
+                ticks: Arc::clone(&t),
+                target: Arc::clone(&g),
+                queued: Vec::new(),
+            }) as Box<dyn ClusterScheduler>
+        });
+        let mut cfg = ClusterConfig::new(3).with_scheduler(factory);
+        cfg.scheduler_tick = Duration::from_millis(50);
+        let mut c = Cluster::new("ticking_scheduler", 8, cfg);
+        c.must_put(b"k", b"v");
+        let Some(leader) = c.leader_of_region(1) else {
+            panic!("no leader of region 1");
+        };
+        let next = leader.store_id % 3 + 1;
+        let to = raftstore::util::new_peer(next, next);
+        *target.lock() = Some(to.clone());
+        c.wait_until(Duration::from_secs(5), "the tick's transfer", |c| {
+            c.world().scheduler.leader(1).is_some_and(|l| l.id == to.id)
+        });
+        c.must_get(b"k", b"v");
+        let seen = ticks.lock().clone();
+        assert!(seen.len() >= 2, "{seen:?}");
+        for (i, at) in seen.iter().enumerate() {
+            let n = u32::try_from(i + 1).expect("few ticks");
+            assert_eq!(*at, Duration::from_millis(50) * n, "{seen:?}");
+        }
+    }
+
+    /// The mock wants no ticks, so a cluster on it has no tick event: its runs replay as
+    /// they did before schedulers could tick.
+    #[test]
+    fn a_cluster_on_the_mock_schedules_no_tick() {
+        let cfg = ClusterConfig::new(3).with_scheduler(crate::scheduler::mock_factory());
+        let mut c = Cluster::new("untick", 8, cfg);
+        c.must_put(b"k", b"v");
+        c.run_for(Duration::from_millis(500));
+        let tail = c.sim().core_ref().trace_tail();
+        assert!(tail.len() >= 32, "{tail:?}");
+        assert!(
+            !tail.iter().any(|e| e.contains("scheduler tick")),
+            "{tail:?}"
+        );
+    }
+}

@@ -58,7 +58,7 @@ use rand::Rng;
 
 use super::describe::CmdDesc;
 use super::{deliver, World};
-use crate::mock_scheduler::MockScheduler;
+use crate::scheduler::ClusterScheduler;
 use crate::sim::{Core, Label, SimTime};
 
 /// How often answers in the inbox are handed to their requests.
@@ -395,7 +395,7 @@ fn poll_region(w: &mut World, c: &mut Core<World>, id: RequestId) {
     wake_after(w, c, id, GET_REGION_INTERVAL, label, poll_region);
 }
 
-fn scheduler_leader(s: &MockScheduler, region_id: u64) -> Option<metapb::Peer> {
+fn scheduler_leader(s: &dyn ClusterScheduler, region_id: u64) -> Option<metapb::Peer> {
     s.get_region_by_id(region_id).and_then(|(_, leader)| leader)
 }
 
@@ -406,7 +406,7 @@ fn poll_leader(w: &mut World, c: &mut Core<World>, id: RequestId) {
         return;
     };
     let region_id = m.call.cmd.get_header().region_id;
-    if let Some(leader) = scheduler_leader(&w.scheduler, region_id) {
+    if let Some(leader) = scheduler_leader(&*w.scheduler, region_id) {
         m.unavailable = None;
         m.stage = Stage::Calling {
             leader,
@@ -505,7 +505,7 @@ fn on_timeout(w: &mut World, c: &mut Core<World>, id: RequestId) {
         return;
     };
     let region_id = m.call.cmd.get_header().region_id;
-    *leader = match scheduler_leader(&w.scheduler, region_id) {
+    *leader = match scheduler_leader(&*w.scheduler, region_id) {
         Some(l) if l != *leader => l,
         _ => match w.scheduler.get_region_by_id(region_id) {
             Some((region, _)) if !region.get_peers().is_empty() => {
@@ -545,7 +545,7 @@ fn on_response(w: &mut World, c: &mut Core<World>, id: RequestId, token: u64, re
         let next = if err.get_not_leader().has_leader() {
             Some(err.get_not_leader().get_leader().clone())
         } else {
-            scheduler_leader(&w.scheduler, region_id)
+            scheduler_leader(&*w.scheduler, region_id)
         };
         if let (Some(next), Stage::Calling { leader, .. }) = (next, &mut m.stage) {
             *leader = next;

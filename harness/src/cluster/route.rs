@@ -17,7 +17,7 @@ use raftstore::{Callback, CmdResponse, Effects, SchedulerClient, StoreEvent, Tra
 
 use super::describe::{Lazy, MsgDesc};
 use super::{check_oracles, event_crash, tasks, World};
-use crate::mock_scheduler::MockScheduler;
+use crate::scheduler::ClusterScheduler;
 use crate::sim::net::{Damage, Route};
 use crate::sim::{Core, Label};
 
@@ -52,10 +52,13 @@ impl Transport for Outbox {
 }
 
 /// The scheduler as a store reaches it during one event: cut off once the store died in it.
-/// Reports of a dead store are lost; its requests fail.
+/// Reports of a dead store are lost; its requests fail. What reaches the scheduler is stamped
+/// with the virtual time of the event.
 struct SchedulerLink<'a> {
-    scheduler: &'a mut MockScheduler,
+    scheduler: &'a mut dyn ClusterScheduler,
     fuse: Option<&'a WriteFuse>,
+    /// The event's virtual time, since the simulation started.
+    now: Duration,
 }
 
 impl SchedulerLink<'_> {
@@ -71,26 +74,27 @@ impl SchedulerLink<'_> {
 impl SchedulerClient for SchedulerLink<'_> {
     fn alloc_id(&mut self) -> raftstore::Result<u64> {
         self.check()?;
-        SchedulerClient::alloc_id(self.scheduler)
+        Ok(self.scheduler.alloc_id())
     }
 
     fn region_heartbeat(&mut self, req: RegionHeartbeatRequest) -> raftstore::Result<()> {
         if dead(self.fuse) {
             return Ok(());
         }
-        SchedulerClient::region_heartbeat(self.scheduler, req)
+        Ok(self.scheduler.region_heartbeat(&req, self.now)?)
     }
 
     fn store_heartbeat(&mut self, stats: StoreStats) -> raftstore::Result<()> {
         if dead(self.fuse) {
             return Ok(());
         }
-        SchedulerClient::store_heartbeat(self.scheduler, stats)
+        self.scheduler.store_heartbeat(&stats, self.now);
+        Ok(())
     }
 
     fn ask_split(&mut self, region: &metapb::Region) -> raftstore::Result<AskSplitResponse> {
         self.check()?;
-        SchedulerClient::ask_split(self.scheduler, region)
+        Ok(self.scheduler.ask_split(region)?)
     }
 
     fn report_split(
@@ -101,7 +105,7 @@ impl SchedulerClient for SchedulerLink<'_> {
         if dead(self.fuse) {
             return Ok(());
         }
-        SchedulerClient::report_split(self.scheduler, left, right)
+        Ok(self.scheduler.report_split(left, right)?)
     }
 }
 
@@ -164,8 +168,9 @@ pub(crate) fn run_on_store(w: &mut World, c: &mut Core<World>, store_id: u64, ev
                 Effects {
                     transport: &mut outbox,
                     scheduler: &mut SchedulerLink {
-                        scheduler: &mut w.scheduler,
+                        scheduler: &mut *w.scheduler,
                         fuse,
+                        now: c.now().as_duration(),
                     },
                     tasks: &mut spawned,
                 },
@@ -255,7 +260,10 @@ fn route_messages(w: &mut World, c: &mut Core<World>, from: u64, msgs: Vec<RaftM
     }
 }
 
-fn route_scheduler_responses(w: &mut World, c: &mut Core<World>) {
+/// Delivers the responses the scheduler produced (to heartbeats, or in its tick) to their
+/// stores, `client_latency` from now, each over a connection to the store's current
+/// incarnation.
+pub(crate) fn route_scheduler_responses(w: &mut World, c: &mut Core<World>) {
     for (store_id, resp) in w.scheduler.take_responses() {
         let delay = w.cfg.client_latency;
         let region = resp.region_id;

@@ -83,7 +83,7 @@ fn settled(c: &mut Cluster) -> bool {
     if !ids.iter().all(|&s| c.is_running(s)) {
         return false;
     }
-    let regions: Vec<metapb::Region> = c.world().scheduler.regions().cloned().collect();
+    let regions: Vec<metapb::Region> = c.world().scheduler.regions();
     for &s in &ids {
         let mut want: Vec<RegionView> = regions
             .iter()

@@ -14,9 +14,13 @@
 //!   attached to **every** response until the scheduler sees the operator done, so stores get
 //!   the same command many times and must treat duplicates as harmless.
 //!
-//! It is a plain single-threaded value: the simulator owns it, calls it, and collects the
-//! heartbeat responses with [`MockScheduler::take_responses`] to deliver them to the leader's
-//! store as events. All maps are `BTreeMap`s, so nothing depends on hash order.
+//! It is a plain single-threaded value: the simulator owns it (as a
+//! [`ClusterScheduler`], the trait every scheduler of a simulated cluster implements), calls
+//! it, and collects the heartbeat responses with [`MockScheduler::take_responses`] to deliver
+//! them to the leader's store as events. All maps are `BTreeMap`s, so nothing depends on hash
+//! order. It has no periodic work: [`ClusterScheduler::wants_ticks`] says no, so a cluster on
+//! the mock schedules no scheduler ticks, and it ignores the virtual time the trait's calls
+//! carry.
 //!
 //! # Differences from the original
 //!
@@ -26,7 +30,7 @@
 //!    a store bug (a peer set changed without a `conf_ver` bump, a `conf_ver` that rose by
 //!    anything but one conf change, a range with `start_key >= end_key`, a heartbeat without a
 //!    leader or region), the mock records a [violation](MockScheduler::violations) and refuses that
-//!    heartbeat with [`MockSchedulerError::Violation`]. The harness turns recorded violations
+//!    heartbeat with [`SchedulerError::Violation`]. The harness turns recorded violations
 //!    into a test failure with the message.
 //! 2. **The conf-version rule is exact, and one step stricter than the original.** A heartbeat
 //!    whose `conf_ver` is larger than the cached region's must carry `conf_ver` exactly one
@@ -42,7 +46,7 @@
 //! 4. [`get_region_by_id`](MockScheduler::get_region_by_id) of an unknown or removed region id
 //!    returns `None`; the original maps such an id to the empty key and returns the first
 //!    region and its leader. [`ask_split`](MockScheduler::ask_split) of an unknown region
-//!    therefore fails with [`MockSchedulerError::RegionNotFound`].
+//!    therefore fails with [`SchedulerError::RegionNotFound`].
 //! 5. Range reconciliation also removes (or is refused by) a cached region that **starts
 //!    inside** the heartbeat's range; the original looks only at the region containing the
 //!    heartbeat's start key, so a stale pre-split heartbeat could be inserted on top of a newer
@@ -56,13 +60,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Bound;
+use std::time::Duration;
 
 use proto::eraftpb::ConfChangeType;
-use proto::metapb::{Peer, Region, RegionEpoch, Store};
+use proto::metapb::{Peer, Region, Store};
 use proto::schedulerpb::{
-    self, AskSplitResponse, ErrorType, RegionHeartbeatRequest, RegionHeartbeatResponse, StoreStats,
+    AskSplitResponse, RegionHeartbeatRequest, RegionHeartbeatResponse, StoreStats,
 };
 use raftstore::util::is_epoch_stale;
+
+use super::{fmt_epoch, ClusterScheduler, SchedulerError};
 
 /// A scheduling step the tests asked for, one per region at most.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,80 +97,24 @@ pub enum Operator {
     },
 }
 
-/// Why the mock scheduler refused a call.
-#[derive(Debug, Clone, PartialEq)]
-pub enum MockSchedulerError {
-    /// The cluster has not been bootstrapped yet.
-    NotBootstrapped,
-    /// [`MockScheduler::bootstrap`] was called on a bootstrapped cluster.
-    AlreadyBootstrapped,
-    /// The scheduler knows no region with this id.
-    RegionNotFound(u64),
-    /// The request's region epoch is older than the scheduler's (or, for overlapping ranges,
-    /// its version is not strictly newer). Normal under partitions and reordering.
-    StaleEpoch {
-        /// The region the request described.
-        region_id: u64,
-        /// The request's epoch.
-        epoch: RegionEpoch,
-        /// The epoch of the cached region it lost against.
-        current: RegionEpoch,
-    },
-    /// The heartbeat reveals a store bug; the message is also in
-    /// [`MockScheduler::violations`].
-    Violation(String),
-}
-
-impl MockSchedulerError {
-    /// The `schedulerpb` error type a real scheduler would answer with.
-    pub fn error_type(&self) -> ErrorType {
-        match self {
-            MockSchedulerError::NotBootstrapped => ErrorType::NOT_BOOTSTRAPPED,
-            MockSchedulerError::AlreadyBootstrapped => ErrorType::ALREADY_BOOTSTRAPPED,
-            MockSchedulerError::RegionNotFound(_) => ErrorType::REGION_NOT_FOUND,
-            MockSchedulerError::StaleEpoch { .. } | MockSchedulerError::Violation(_) => {
-                ErrorType::UNKNOWN
-            }
-        }
-    }
-
-    /// The error as it would appear in a `schedulerpb` response header.
-    pub fn to_pb(&self) -> schedulerpb::Error {
-        let mut e = schedulerpb::Error::default();
-        e.set_field_type(self.error_type());
-        e.message = self.to_string();
-        e
-    }
-}
-
-impl fmt::Display for MockSchedulerError {
+impl fmt::Display for Operator {
+    /// One line, as [`ClusterScheduler::operator`] reports it: `add peer (store 5, peer 12)`
+    /// (with `, seen` once a heartbeat listed it), `remove peer (store 2, peer 2)`,
+    /// `transfer leader to (store 3, peer 3)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            MockSchedulerError::NotBootstrapped => write!(f, "cluster is not bootstrapped"),
-            MockSchedulerError::AlreadyBootstrapped => {
-                write!(f, "cluster is already bootstrapped")
+            Operator::AddPeer { peer, seen } => {
+                write!(f, "add peer {}", fmt_peer(peer))?;
+                if *seen {
+                    f.write_str(", seen")?;
+                }
+                Ok(())
             }
-            MockSchedulerError::RegionNotFound(id) => write!(f, "region {id} not found"),
-            MockSchedulerError::StaleEpoch {
-                region_id,
-                epoch,
-                current,
-            } => write!(
-                f,
-                "epoch is stale: region {region_id} epoch {} against the scheduler's {}",
-                fmt_epoch(epoch),
-                fmt_epoch(current)
-            ),
-            MockSchedulerError::Violation(msg) => write!(f, "scheduler invariant violated: {msg}"),
+            Operator::RemovePeer { peer } => write!(f, "remove peer {}", fmt_peer(peer)),
+            Operator::TransferLeader { peer } => {
+                write!(f, "transfer leader to {}", fmt_peer(peer))
+            }
         }
-    }
-}
-
-impl std::error::Error for MockSchedulerError {}
-
-impl From<MockSchedulerError> for raftstore::Error {
-    fn from(e: MockSchedulerError) -> raftstore::Error {
-        raftstore::Error::other(e.to_string())
     }
 }
 
@@ -221,11 +172,11 @@ impl MockScheduler {
     }
 
     /// Bootstraps the cluster with its first store. A second call (or a call once regions are
-    /// known) fails with [`MockSchedulerError::AlreadyBootstrapped`] and changes nothing.
-    pub fn bootstrap(&mut self, store: Store) -> Result<(), MockSchedulerError> {
+    /// known) fails with [`SchedulerError::AlreadyBootstrapped`] and changes nothing.
+    pub fn bootstrap(&mut self, store: Store) -> Result<(), SchedulerError> {
         if self.bootstrapped || !self.regions.is_empty() {
             self.bootstrapped = true;
-            return Err(MockSchedulerError::AlreadyBootstrapped);
+            return Err(SchedulerError::AlreadyBootstrapped);
         }
         self.stores.insert(store.id, store);
         self.bootstrapped = true;
@@ -327,13 +278,13 @@ impl MockScheduler {
     /// (the original compared against the first region instead, see
     /// [`get_region_by_id`](Self::get_region_by_id)), or if `region`'s epoch is older than the
     /// scheduler's.
-    pub fn ask_split(&mut self, region: &Region) -> Result<AskSplitResponse, MockSchedulerError> {
+    pub fn ask_split(&mut self, region: &Region) -> Result<AskSplitResponse, SchedulerError> {
         self.check_bootstrapped()?;
         let (current, _) = self
             .get_region_by_id(region.id)
-            .ok_or(MockSchedulerError::RegionNotFound(region.id))?;
+            .ok_or(SchedulerError::RegionNotFound(region.id))?;
         if is_epoch_stale(region.get_region_epoch(), current.get_region_epoch()) {
-            return Err(MockSchedulerError::StaleEpoch {
+            return Err(SchedulerError::StaleEpoch {
                 region_id: region.id,
                 epoch: region.get_region_epoch().clone(),
                 current: current.get_region_epoch().clone(),
@@ -372,10 +323,7 @@ impl MockScheduler {
     ///
     /// Refused heartbeats (stale, or a violation) queue no response. Where the original
     /// panics the mock records a violation instead (see the module docs).
-    pub fn region_heartbeat(
-        &mut self,
-        req: &RegionHeartbeatRequest,
-    ) -> Result<(), MockSchedulerError> {
+    pub fn region_heartbeat(&mut self, req: &RegionHeartbeatRequest) -> Result<(), SchedulerError> {
         self.check_bootstrapped()?;
         if !req.has_region() || !req.has_leader() {
             return Err(self.violation(format!(
@@ -422,17 +370,17 @@ impl MockScheduler {
         Ok(())
     }
 
-    fn check_bootstrapped(&self) -> Result<(), MockSchedulerError> {
+    fn check_bootstrapped(&self) -> Result<(), SchedulerError> {
         if self.bootstrapped {
             Ok(())
         } else {
-            Err(MockSchedulerError::NotBootstrapped)
+            Err(SchedulerError::NotBootstrapped)
         }
     }
 
-    fn violation(&mut self, msg: String) -> MockSchedulerError {
+    fn violation(&mut self, msg: String) -> SchedulerError {
         self.violations.push(msg.clone());
-        MockSchedulerError::Violation(msg)
+        SchedulerError::Violation(msg)
     }
 
     fn region_containing(&self, key: &[u8]) -> Option<&Region> {
@@ -471,8 +419,8 @@ impl MockScheduler {
         }
     }
 
-    fn stale(region: &Region, current: &Region) -> MockSchedulerError {
-        MockSchedulerError::StaleEpoch {
+    fn stale(region: &Region, current: &Region) -> SchedulerError {
+        SchedulerError::StaleEpoch {
             region_id: region.id,
             epoch: region.get_region_epoch().clone(),
             current: current.get_region_epoch().clone(),
@@ -480,7 +428,7 @@ impl MockScheduler {
     }
 
     /// Step 3: version and range.
-    fn reconcile_range(&mut self, region: &Region) -> Result<(), MockSchedulerError> {
+    fn reconcile_range(&mut self, region: &Region) -> Result<(), SchedulerError> {
         let (start, end) = (region.get_start_key(), region.get_end_key());
         // The original's ExceedEndKey: a non-empty end key must lie after the start key.
         if !end.is_empty() && start >= end {
@@ -518,7 +466,7 @@ impl MockScheduler {
 
     /// Step 4: conf_ver and peers, against the cached region with the heartbeat's start key
     /// (which step 3 left in place).
-    fn reconcile_conf_ver(&mut self, region: &Region) -> Result<(), MockSchedulerError> {
+    fn reconcile_conf_ver(&mut self, region: &Region) -> Result<(), SchedulerError> {
         let Some(cached) = self.regions.get(region.get_start_key()).cloned() else {
             // Cannot happen: step 3 succeeded only with such a region in the cache.
             return Err(self.violation(format!(
@@ -603,6 +551,111 @@ impl MockScheduler {
                 resp.mut_transfer_leader().set_peer(peer.clone());
             }
         }
+    }
+}
+
+/// The mock as the cluster's scheduler: each call is the inherent method of the same name
+/// (the virtual times are ignored; there is nothing periodic to do).
+impl ClusterScheduler for MockScheduler {
+    fn cluster_id(&self) -> u64 {
+        self.cluster_id
+    }
+
+    fn alloc_id(&mut self) -> u64 {
+        MockScheduler::alloc_id(self)
+    }
+
+    fn bootstrap(&mut self, store: Store) -> Result<(), SchedulerError> {
+        MockScheduler::bootstrap(self, store)
+    }
+
+    fn is_bootstrapped(&self) -> bool {
+        self.bootstrapped
+    }
+
+    fn put_store(&mut self, store: Store) {
+        MockScheduler::put_store(self, store);
+    }
+
+    fn get_store(&self, store_id: u64) -> Option<Store> {
+        MockScheduler::get_store(self, store_id).cloned()
+    }
+
+    fn get_region(&self, key: &[u8]) -> Option<(Region, Option<Peer>)> {
+        MockScheduler::get_region(self, key)
+    }
+
+    fn get_region_by_id(&self, region_id: u64) -> Option<(Region, Option<Peer>)> {
+        MockScheduler::get_region_by_id(self, region_id)
+    }
+
+    fn leader(&self, region_id: u64) -> Option<Peer> {
+        MockScheduler::leader(self, region_id).cloned()
+    }
+
+    fn regions(&self) -> Vec<Region> {
+        MockScheduler::regions(self).cloned().collect()
+    }
+
+    fn is_pending(&self, peer_id: u64) -> bool {
+        MockScheduler::is_pending(self, peer_id)
+    }
+
+    fn add_peer(&mut self, region_id: u64, peer: Peer) {
+        MockScheduler::add_peer(self, region_id, peer);
+    }
+
+    fn remove_peer(&mut self, region_id: u64, peer: Peer) {
+        MockScheduler::remove_peer(self, region_id, peer);
+    }
+
+    fn transfer_leader(&mut self, region_id: u64, peer: Peer) {
+        MockScheduler::transfer_leader(self, region_id, peer);
+    }
+
+    fn operator(&self, region_id: u64) -> Option<String> {
+        MockScheduler::operator(self, region_id).map(Operator::to_string)
+    }
+
+    fn region_heartbeat(
+        &mut self,
+        req: &RegionHeartbeatRequest,
+        _now: Duration,
+    ) -> Result<(), SchedulerError> {
+        MockScheduler::region_heartbeat(self, req)
+    }
+
+    fn store_heartbeat(&mut self, stats: &StoreStats, _now: Duration) {
+        MockScheduler::store_heartbeat(self, stats);
+    }
+
+    fn ask_split(&mut self, region: &Region) -> Result<AskSplitResponse, SchedulerError> {
+        MockScheduler::ask_split(self, region)
+    }
+
+    /// Ignored, as in the original: the halves' heartbeats update the cache.
+    fn report_split(&mut self, _left: &Region, _right: &Region) -> Result<(), SchedulerError> {
+        Ok(())
+    }
+
+    /// No: the mock does nothing periodically.
+    fn wants_ticks(&self) -> bool {
+        false
+    }
+
+    /// Nothing to do.
+    fn tick(&mut self, _now: Duration) {}
+
+    fn take_responses(&mut self) -> Vec<(u64, RegionHeartbeatResponse)> {
+        MockScheduler::take_responses(self)
+    }
+
+    fn has_violations(&self) -> bool {
+        !self.violations.is_empty()
+    }
+
+    fn take_violations(&mut self) -> Vec<String> {
+        MockScheduler::take_violations(self)
     }
 }
 
@@ -699,10 +752,6 @@ fn peer_set(region: &Region) -> BTreeSet<(u64, u64)> {
         .collect()
 }
 
-fn fmt_epoch(e: &RegionEpoch) -> String {
-    format!("(conf_ver {}, version {})", e.conf_ver, e.version)
-}
-
 fn fmt_peer(p: &Peer) -> String {
     format!("(store {}, peer {})", p.store_id, p.id)
 }
@@ -715,6 +764,8 @@ fn fmt_peers(region: &Region) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proto::metapb::RegionEpoch;
+    use proto::schedulerpb::ErrorType;
     use raftstore::SchedulerClient;
 
     fn peer(store_id: u64, id: u64) -> Peer {
@@ -793,7 +844,7 @@ mod tests {
         assert!(s.is_bootstrapped());
         assert_eq!(s.get_store(1), Some(&store(1)));
         let err = s.bootstrap(store(2)).unwrap_err();
-        assert_eq!(err, MockSchedulerError::AlreadyBootstrapped);
+        assert_eq!(err, SchedulerError::AlreadyBootstrapped);
         assert_eq!(
             err.to_pb().get_field_type(),
             ErrorType::ALREADY_BOOTSTRAPPED
@@ -811,9 +862,9 @@ mod tests {
         let r = region(1, b"", b"", (1, 1), FIVE);
         assert_eq!(
             s.region_heartbeat(&hb(&r, (1, 1), &[])),
-            Err(MockSchedulerError::NotBootstrapped)
+            Err(SchedulerError::NotBootstrapped)
         );
-        assert_eq!(s.ask_split(&r), Err(MockSchedulerError::NotBootstrapped));
+        assert_eq!(s.ask_split(&r), Err(SchedulerError::NotBootstrapped));
         assert!(s.take_responses().is_empty());
     }
 
@@ -892,11 +943,11 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             err,
-            MockSchedulerError::StaleEpoch { region_id: 1, .. }
+            SchedulerError::StaleEpoch { region_id: 1, .. }
         ));
         let old_conf = region(1, b"", b"", (2, 2), FIVE);
         let err = s.region_heartbeat(&hb(&old_conf, (1, 1), &[])).unwrap_err();
-        assert!(matches!(err, MockSchedulerError::StaleEpoch { .. }));
+        assert!(matches!(err, SchedulerError::StaleEpoch { .. }));
         assert!(err.to_string().contains("stale"));
 
         assert!(s.take_responses().is_empty());
@@ -929,7 +980,7 @@ mod tests {
         let bogus = region(1, b"", b"m", (1, 1), FIVE);
         assert!(matches!(
             s.region_heartbeat(&hb(&bogus, (1, 1), &[])),
-            Err(MockSchedulerError::StaleEpoch { .. })
+            Err(SchedulerError::StaleEpoch { .. })
         ));
         assert_eq!(s.get_region(b"z").unwrap().0, parent);
 
@@ -984,7 +1035,7 @@ mod tests {
         let parent = region(1, b"", b"", (1, 1), FIVE);
         assert!(matches!(
             s.region_heartbeat(&hb(&parent, (1, 1), &[])),
-            Err(MockSchedulerError::StaleEpoch { .. })
+            Err(SchedulerError::StaleEpoch { .. })
         ));
         assert!(s.get_region(b"a").is_none());
         assert_eq!(s.regions().count(), 1);
@@ -1019,7 +1070,7 @@ mod tests {
         let before = s.get_region_by_id(heartbeat.id).map(|(r, _)| r);
         let err = s.region_heartbeat(&hb(heartbeat, (1, 1), &[])).unwrap_err();
         assert!(
-            matches!(&err, MockSchedulerError::Violation(m) if m.contains(rule)),
+            matches!(&err, SchedulerError::Violation(m) if m.contains(rule)),
             "expected a violation naming {rule:?}, got {err:?}"
         );
         let recorded = s.take_violations();
@@ -1150,7 +1201,7 @@ mod tests {
         let (mut s, r) = sched_with_region();
         let changed = region(1, b"", b"", (1, 1), &[(1, 1), (2, 2), (3, 3), (4, 4)]);
         let err = s.region_heartbeat(&hb(&changed, (1, 1), &[])).unwrap_err();
-        assert!(matches!(err, MockSchedulerError::Violation(_)));
+        assert!(matches!(err, SchedulerError::Violation(_)));
         assert_eq!(s.violations().len(), 1);
         assert!(
             s.violations()[0].contains("without a conf_ver bump"),
@@ -1376,14 +1427,14 @@ mod tests {
         s.region_heartbeat(&hb(&newer, (1, 1), &[])).unwrap();
         assert!(matches!(
             s.ask_split(&r),
-            Err(MockSchedulerError::StaleEpoch { region_id: 1, .. })
+            Err(SchedulerError::StaleEpoch { region_id: 1, .. })
         ));
         let resp = SchedulerClient::ask_split(&mut s, &newer).unwrap();
         assert_eq!(resp.get_new_peer_ids().len(), 4);
 
         let unknown = region(99, b"", b"", (1, 1), FIVE);
         let err = s.ask_split(&unknown).unwrap_err();
-        assert_eq!(err, MockSchedulerError::RegionNotFound(99));
+        assert_eq!(err, SchedulerError::RegionNotFound(99));
         assert_eq!(err.to_pb().get_field_type(), ErrorType::REGION_NOT_FOUND);
         assert!(SchedulerClient::ask_split(&mut s, &unknown).is_err());
     }
@@ -1396,5 +1447,78 @@ mod tests {
         client.report_split(&r, &r).unwrap();
         client.region_heartbeat(hb(&r, (2, 2), &[])).unwrap();
         assert_eq!(s.take_responses()[0].0, 2);
+    }
+
+    #[test]
+    fn works_as_a_cluster_scheduler() {
+        let (mut s, r) = sched_with_region();
+        let sched: &mut dyn ClusterScheduler = &mut s;
+        assert_eq!(sched.cluster_id(), 0);
+        assert!(sched.is_bootstrapped());
+        assert!(!sched.wants_ticks(), "the mock has nothing periodic to do");
+        sched.tick(Duration::from_secs(1));
+        assert!(sched.take_responses().is_empty());
+        assert_eq!(sched.get_store(3), Some(store(3)));
+        assert_eq!(sched.get_store(9), None);
+        assert_eq!(sched.leader(1), Some(peer(1, 1)));
+        assert_eq!(sched.regions(), vec![r.clone()]);
+        assert_eq!(sched.get_region(b"k"), Some((r.clone(), Some(peer(1, 1)))));
+
+        // Operators, described in one line; a new one replaces the old.
+        assert_eq!(sched.operator(1), None);
+        sched.add_peer(1, peer(6, 12));
+        assert_eq!(
+            sched.operator(1).as_deref(),
+            Some("add peer (store 6, peer 12)")
+        );
+        sched.transfer_leader(1, peer(3, 3));
+        assert_eq!(
+            sched.operator(1).as_deref(),
+            Some("transfer leader to (store 3, peer 3)")
+        );
+        sched.remove_peer(1, peer(5, 5));
+        assert_eq!(
+            sched.operator(1).as_deref(),
+            Some("remove peer (store 5, peer 5)")
+        );
+        sched
+            .region_heartbeat(&hb(&r, (2, 2), &[(4, 4)]), Duration::from_secs(2))
+            .unwrap();
+        assert!(sched.is_pending(4));
+        let rs = sched.take_responses();
+        assert_eq!(rs.len(), 1);
+        assert_eq!(rs[0].0, 2);
+        assert_eq!(
+            rs[0].1.get_change_peer().get_change_type(),
+            ConfChangeType::RemoveNode
+        );
+        sched.store_heartbeat(&StoreStats::default(), Duration::from_secs(2));
+        sched.report_split(&r, &r).unwrap();
+        let resp = sched.ask_split(&r).unwrap();
+        assert_eq!(resp.get_new_peer_ids().len(), 5);
+        assert!(sched.alloc_id() > resp.new_region_id);
+
+        // Violations are seen and taken through the trait.
+        assert!(!sched.has_violations());
+        let backwards = region(9, b"z", b"a", (1, 1), FIVE);
+        assert!(sched
+            .region_heartbeat(&hb(&backwards, (1, 1), &[]), Duration::ZERO)
+            .is_err());
+        assert!(sched.has_violations());
+        assert_eq!(sched.take_violations().len(), 1);
+        assert!(!sched.has_violations());
+        assert_eq!(
+            sched.bootstrap(store(2)),
+            Err(SchedulerError::AlreadyBootstrapped)
+        );
+    }
+
+    #[test]
+    fn an_add_peer_seen_says_so() {
+        let op = Operator::AddPeer {
+            peer: peer(5, 12),
+            seen: true,
+        };
+        assert_eq!(op.to_string(), "add peer (store 5, peer 12), seen");
     }
 }
