@@ -437,4 +437,43 @@ mod tests {
             "{msg}"
         );
     }
+
+    /// A store added at run time joins like the first ones: the scheduler knows it, a peer of
+    /// region 1 moves to it by two conf changes (it gets the data by snapshot), it leads,
+    /// serves, crashes and restarts under the apply oracle, and it takes part in the
+    /// replica comparison.
+    #[test]
+    fn a_store_added_at_run_time_takes_over_a_peer() {
+        let mut c = Cluster::new("add_store", 5, ClusterConfig::new(3));
+        c.must_put(b"k1", b"v1");
+        let id = c.add_store();
+        assert_eq!(id, 4);
+        assert_eq!(c.store_ids(), vec![1, 2, 3, 4]);
+        assert!(c.is_running(4));
+        assert_eq!(c.world().config().stores, 4);
+        assert_eq!(
+            c.world().scheduler.get_store(4).map(|s| s.address),
+            Some("store-4".to_owned())
+        );
+        assert!(c.regions_on(4).is_empty(), "a new store holds no region");
+
+        let peer = c.alloc_peer(4);
+        c.must_add_peer(1, &peer);
+        c.must_get_equal(4, b"k1", b"v1");
+        c.must_remove_peer(1, &new_peer(1, 1));
+        c.must_put(b"k2", b"v2");
+        c.must_get_equal(4, b"k2", b"v2");
+        c.must_get_none(1, b"k1");
+
+        c.crash_store(4);
+        c.run_for(Duration::from_millis(300));
+        c.start_store(4);
+        c.must_transfer_leader(1, &peer);
+        c.must_put(b"k3", b"v3");
+        c.must_get(b"k2", b"v2");
+        c.must_get_equal(4, b"k3", b"v3");
+        c.must_replicas_converge();
+        assert_eq!(c.add_store(), 5, "ids keep counting up");
+        c.must_put(b"k4", b"v4");
+    }
 }

@@ -51,7 +51,7 @@ pub use tasks::{TaskFaults, TaskTiming};
 /// How to build a cluster.
 #[derive(Clone)]
 pub struct ClusterConfig {
-    /// Number of stores (ids 1..=stores).
+    /// Number of stores (ids 1..=stores); [`Cluster::add_store`] raises it.
     pub stores: u64,
     /// The configuration every store runs with (the original's test configuration by
     /// default).
@@ -382,18 +382,22 @@ fn store_meta(id: u64) -> metapb::Store {
 }
 
 /// Opens the engines of store `id` under `dir` and bootstraps them as a store of the
-/// cluster holding the first region.
+/// cluster; with `region`, also with the first region (a store of the initial cluster),
+/// else empty (a store added later).
 fn open_store(
     dir: &std::path::Path,
     options: &EngineOptions,
     id: u64,
-    region: &metapb::Region,
+    region: Option<&metapb::Region>,
 ) -> Result<Engines, String> {
     let engines = Engines::open(dir.join(format!("store-{id}")), options)
         .map_err(|e| format!("cannot open the engines of store {id}: {e}"))?;
     bootstrap::bootstrap_store(&engines, CLUSTER_ID, id)
-        .and_then(|()| bootstrap::prepare_bootstrap_cluster(&engines, region))
-        .and_then(|()| bootstrap::clear_prepare_bootstrap_state(&engines))
+        .and_then(|()| match region {
+            Some(region) => bootstrap::prepare_bootstrap_cluster(&engines, region)
+                .and_then(|()| bootstrap::clear_prepare_bootstrap_state(&engines)),
+            None => Ok(()),
+        })
         .map_err(|e| format!("cannot bootstrap store {id}: {e}"))?;
     Ok(engines)
 }
@@ -416,7 +420,8 @@ fn schedule_scheduler_tick(c: &mut Core<World>, every: Duration) {
 /// A simulated cluster.
 pub struct Cluster {
     sim: Sim<World>,
-    _dir: tempfile::TempDir,
+    /// Where the stores' engines live (removed when the cluster is dropped).
+    dir: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -450,7 +455,7 @@ impl Cluster {
         let mut stores = BTreeMap::new();
         let apply_oracle = ApplyOracle::new();
         for id in 1..=cfg.stores {
-            let engines = open_store(dir.path(), &cfg.engine, id, &region)
+            let engines = open_store(dir.path(), &cfg.engine, id, Some(&region))
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let store = store_meta(id);
             if id == 1 {
@@ -496,7 +501,7 @@ impl Cluster {
         };
         let mut cluster = Cluster {
             sim: Sim::new(seed, world),
-            _dir: dir,
+            dir,
         };
         let ids: Vec<u64> = cluster.sim.world().stores.keys().copied().collect();
         for id in ids {
@@ -507,6 +512,50 @@ impl Cluster {
             schedule_scheduler_tick(cluster.sim.core(), every);
         }
         cluster
+    }
+
+    /// Adds a new, empty store at run time and starts it: the next store id (one more than
+    /// the largest), its engines in the cluster's directory like the others', bootstrapped
+    /// as a store of the cluster but holding no region (a peer comes to it by a conf change
+    /// and a snapshot). The scheduler learns of it ([`ClusterScheduler::put_store`]), the
+    /// apply oracle watches it, and everything that walks the stores (the liveness watchdog,
+    /// the conf-change task, the chaos task's partitions, the failure stories' peer table)
+    /// sees it from now on. The network routes by store id, so messages reach it at once;
+    /// a filter already in force that names stores leaves it out (a partition made before
+    /// puts it in no group: unaffected). Returns its id.
+    pub fn add_store(&mut self) -> u64 {
+        let id = self
+            .sim
+            .world()
+            .stores
+            .keys()
+            .next_back()
+            .map_or(1, |&last| last + 1);
+        let engines = match open_store(self.dir.path(), &self.world().cfg.engine, id, None) {
+            Ok(engines) => engines,
+            Err(e) => self.fail(&format!("add_store: {e}")),
+        };
+        let (w, c) = self.sim.parts();
+        if let Err(e) = w.apply_oracle.watch(id, &engines) {
+            let what = format!("add_store: cannot watch store {id}: {e}");
+            panic!("{}", failure_story(w, c, &what));
+        }
+        w.scheduler.put_store(store_meta(id));
+        w.stores.insert(
+            id,
+            StoreNode {
+                engines,
+                store: None,
+                incarnation: 0,
+            },
+        );
+        w.cfg.stores = w.cfg.stores.max(id);
+        c.note(Label::new(
+            "add store",
+            describe::Lazy(move |f| write!(f, "store {id}")),
+        ));
+        self.start_store(id);
+        id
     }
 
     /// The simulator (to run it, read its clock or its trace).
