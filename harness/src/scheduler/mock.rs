@@ -478,30 +478,11 @@ impl MockScheduler {
         if is_epoch_stale(epoch, cached_epoch) {
             return Err(Self::stale(region, &cached));
         }
+        if let Some(v) = conf_change_violation(&cached, region) {
+            return Err(self.violation(v));
+        }
         if epoch.conf_ver > cached_epoch.conf_ver {
-            if let Err(why) = check_one_conf_change(&cached, region) {
-                return Err(self.violation(format!(
-                    "region {} heartbeat is not one conf change after the scheduler's copy: \
-                     {why}; scheduler has {} {}, heartbeat has {} {}",
-                    region.id,
-                    fmt_epoch(cached_epoch),
-                    fmt_peers(&cached),
-                    fmt_epoch(epoch),
-                    fmt_peers(region)
-                )));
-            }
             self.insert_region(region.clone());
-        } else if peer_set(region) != peer_set(&cached)
-            || region.get_peers().len() != cached.get_peers().len()
-        {
-            return Err(self.violation(format!(
-                "region {} peers changed without a conf_ver bump (conf_ver {}): scheduler has \
-                 {}, heartbeat has {}",
-                region.id,
-                epoch.conf_ver,
-                fmt_peers(&cached),
-                fmt_peers(region)
-            )));
         }
         Ok(())
     }
@@ -680,6 +661,41 @@ impl raftstore::SchedulerClient for MockScheduler {
     /// Ignored, as in the original: the halves' heartbeats update the cache.
     fn report_split(&mut self, _left: &Region, _right: &Region) -> raftstore::Result<()> {
         Ok(())
+    }
+}
+
+/// The mock's membership rule for a heartbeat that is not stale against `cached`, the
+/// scheduler's copy of the same region: a `conf_ver` that rose must describe exactly one
+/// conf change ([`check_one_conf_change`]), and peers may not change without a `conf_ver`
+/// bump. Returns the violation, if any. The harness applies the same rule on top of the real
+/// scheduler ([`super::real`]).
+pub(crate) fn conf_change_violation(cached: &Region, region: &Region) -> Option<String> {
+    let (epoch, cached_epoch) = (region.get_region_epoch(), cached.get_region_epoch());
+    if epoch.conf_ver > cached_epoch.conf_ver {
+        check_one_conf_change(cached, region).err().map(|why| {
+            format!(
+                "region {} heartbeat is not one conf change after the scheduler's copy: \
+                 {why}; scheduler has {} {}, heartbeat has {} {}",
+                region.id,
+                fmt_epoch(cached_epoch),
+                fmt_peers(cached),
+                fmt_epoch(epoch),
+                fmt_peers(region)
+            )
+        })
+    } else if peer_set(region) != peer_set(cached)
+        || region.get_peers().len() != cached.get_peers().len()
+    {
+        Some(format!(
+            "region {} peers changed without a conf_ver bump (conf_ver {}): scheduler has \
+             {}, heartbeat has {}",
+            region.id,
+            epoch.conf_ver,
+            fmt_peers(cached),
+            fmt_peers(region)
+        ))
+    } else {
+        None
     }
 }
 

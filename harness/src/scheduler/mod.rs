@@ -11,6 +11,7 @@
 //! ([`factory_from_env`]): `mock` (the default) or `real`.
 
 pub mod mock;
+pub mod real;
 
 use std::fmt;
 use std::sync::Arc;
@@ -228,10 +229,10 @@ pub fn mock_factory() -> SchedulerFactory {
     })
 }
 
-/// The factory of the real scheduler (the `scheduler` crate behind an adapter), once the
-/// harness has one; `None` until then.
+/// The factory of the real scheduler (the `scheduler` crate behind [`real::RealScheduler`])
+/// standing in for the mock: [`real::drop_in_options`].
 pub fn real_factory() -> Option<SchedulerFactory> {
-    None
+    Some(real::real_scheduler(real::drop_in_options()))
 }
 
 /// The environment variable that picks the scheduler of every cluster whose configuration
