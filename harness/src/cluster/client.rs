@@ -329,6 +329,10 @@ impl Cluster {
     }
 }
 
+/// How many times [`Cluster::must_replicas_converge`] checks a region whose epoch keeps
+/// changing under it before it gives up.
+pub const CONVERGE_ATTEMPTS: u32 = 20;
+
 /// User pairs of one store: (column family, key, value), in order.
 type StoreData = Vec<(Cf, Vec<u8>, Vec<u8>)>;
 
@@ -342,12 +346,27 @@ impl Cluster {
     /// is followed); stores without a peer of a region are not compared for it. The barrier is
     /// deleted again (on every replica) before the comparison: it must not show up in later
     /// scans of the clients' keys.
+    ///
+    /// A scheduler may move replicas meanwhile (balance, replica repair): a region whose
+    /// epoch changed between the barrier and the comparison is checked again with its new
+    /// peers, up to [`CONVERGE_ATTEMPTS`] times.
     pub fn must_replicas_converge(&mut self) {
         self.clear_filters();
         let mut key = Vec::new();
         loop {
-            let region = self.get_region(&key);
-            self.must_region_replicas_converge(&region);
+            let mut region = self.get_region(&key);
+            let mut attempt = 1;
+            while !self.must_region_replicas_converge(&region) {
+                if attempt == CONVERGE_ATTEMPTS {
+                    self.fail(&format!(
+                        "must_replicas_converge: region {} changed its epoch during each of {CONVERGE_ATTEMPTS} checks",
+                        region.id
+                    ));
+                }
+                attempt += 1;
+                self.run_for(Duration::from_millis(500));
+                region = self.get_region(&key);
+            }
             key = region.get_end_key().to_vec();
             if key.is_empty() {
                 return;
@@ -355,7 +374,9 @@ impl Cluster {
         }
     }
 
-    fn must_region_replicas_converge(&mut self, region: &metapb::Region) {
+    /// Checks one region's replicas; false (nothing compared) if the scheduler's copy of the
+    /// region has another epoch after the barrier than before it.
+    fn must_region_replicas_converge(&mut self, region: &metapb::Region) -> bool {
         // Right after the region's start key: inside the region unless it is tiny.
         let mut barrier = region.get_start_key().to_vec();
         barrier.extend_from_slice(format!("\0~barrier {}", self.sim().now().0).as_bytes());
@@ -374,6 +395,10 @@ impl Cluster {
             }
         } else {
             self.run_for(Duration::from_secs(1));
+        }
+        let now = self.world().scheduler.get_region_by_id(region.id);
+        if now.is_none_or(|(r, _)| r.get_region_epoch() != region.get_region_epoch()) {
+            return false;
         }
         let mut first: Option<(u64, StoreData)> = None;
         for &s in &stores {
@@ -397,6 +422,7 @@ impl Cluster {
                 Some(_) => {}
             }
         }
+        true
     }
 
     /// Every user pair in a store's kv engine within `region`'s range, in order.

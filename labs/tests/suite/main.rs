@@ -10,6 +10,8 @@ mod cluster_2b;
 mod cluster_2c;
 #[cfg(feature = "3b")]
 mod cluster_3b;
+#[cfg(feature = "3c")]
+mod cluster_3c;
 #[cfg(feature = "2b")]
 mod crash_points_2b;
 #[cfg(feature = "2c")]
