@@ -36,11 +36,12 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::{Cluster, ClusterConfig, World};
+use crate::scheduler::SchedulerFactory;
 use crate::sim::net::Filter;
 use crate::sim::Core;
 
 /// The knobs of the generic test (one row of the original's matrix).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct GenericParams {
     /// Concurrent clients.
     pub clients: usize,
@@ -59,6 +60,27 @@ pub struct GenericParams {
     /// Small regions (split at 200 bytes once past 300) that split while clients run
     /// (stage 3b); after every iteration the region containing `""` must have been split.
     pub split: bool,
+    /// The scheduler the cluster runs on; `None`: the cluster's default
+    /// ([`ClusterConfig::scheduler_factory`]).
+    pub scheduler: Option<SchedulerFactory>,
+}
+
+impl std::fmt::Debug for GenericParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenericParams")
+            .field("clients", &self.clients)
+            .field("unreliable", &self.unreliable)
+            .field("crash", &self.crash)
+            .field("partitions", &self.partitions)
+            .field("max_raft_log", &self.max_raft_log)
+            .field("conf_change", &self.conf_change)
+            .field("split", &self.split)
+            .field(
+                "scheduler",
+                &self.scheduler.as_ref().map(|_| "chosen by the test"),
+            )
+            .finish()
+    }
 }
 
 const ITERATIONS: usize = 3;
@@ -123,6 +145,9 @@ pub fn generic_test(name: &str, seed: u64, params: GenericParams) {
     if params.split {
         cfg.store.region_max_size = SPLIT_MAX_SIZE;
         cfg.store.region_split_size = SPLIT_SIZE;
+    }
+    if let Some(factory) = params.scheduler.clone() {
+        cfg = cfg.with_scheduler(factory);
     }
     let mut cluster = Cluster::new(name, seed, cfg);
     cluster.run_for(2 * ELECTION_TIMEOUT);

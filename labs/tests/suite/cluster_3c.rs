@@ -14,6 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use harness::cluster::generic::{generic_test, GenericParams};
 use harness::cluster::{Cluster, ClusterConfig};
 use harness::scheduler::real::real_scheduler;
 use harness::seeds::run_seeded;
@@ -209,5 +210,31 @@ fn down_store_is_replaced_3c() {
             },
         );
         c.must_replicas_converge();
+    });
+}
+
+/// The generic test of stage 3b (5 clients appending to their keys, small regions that split
+/// while they run, 10% of messages lost, every store crashed and restarted between
+/// iterations) on the real scheduler with balance-region and the replica checker on: the 5
+/// bootstrap replicas are cut to 3, splits pile regions up and balance spreads them, all while
+/// messages are lost and stores restart. The clients' history must stay linearizable, every
+/// acknowledged append must be found once and in order, and the replicas must converge after
+/// every iteration.
+#[test]
+fn balance_under_splits_and_crashes_3c() {
+    const NAME: &str = "balance_under_splits_and_crashes_3c";
+    run_seeded(NAME, |seed| {
+        generic_test(
+            NAME,
+            seed,
+            GenericParams {
+                clients: 5,
+                unreliable: true,
+                crash: true,
+                split: true,
+                scheduler: Some(real_scheduler(ScheduleConfig::simulation())),
+                ..GenericParams::default()
+            },
+        )
     });
 }
