@@ -549,6 +549,7 @@ fn split_conf_change_snapshot_unreliable_recover_concurrent_partition_3b() {
                     max_raft_log: Some(100),
                     conf_change: true,
                     split: true,
+                    ..GenericParams::default()
                 },
             )
         },
