@@ -384,3 +384,166 @@ impl SchedulerService {
         std::mem::take(&mut *self.outbox.lock())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proto::metapb::{Peer, Region, Store};
+    use proto::schedulerpb::{RegionHeartbeatRequest, StoreStats};
+
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn peer(store_id: u64, id: u64) -> Peer {
+        let mut p = Peer::new();
+        p.store_id = store_id;
+        p.id = id;
+        p
+    }
+
+    /// A service with `stores` stores heartbeating at time 0 and `regions` single-key regions
+    /// with peers on stores 1, 2, 3 (led from store 1).
+    fn service(stores: u64, regions: u64, opts: ScheduleConfig) -> SchedulerService {
+        let s = SchedulerService::new(1, 1000, opts, 5);
+        for id in 1..=stores {
+            add_store(&s, id, Duration::ZERO);
+        }
+        for id in 1..=regions {
+            let mut r = Region::new();
+            r.id = id;
+            r.start_key = vec![id as u8];
+            r.end_key = vec![id as u8 + 1];
+            r.mut_region_epoch().conf_ver = 1;
+            r.mut_region_epoch().version = 1;
+            for k in 1..=3 {
+                r.peers.push(peer(k, 100 + id * 10 + k));
+            }
+            let mut req = RegionHeartbeatRequest::new();
+            req.set_leader(r.peers[0].clone());
+            req.set_region(r);
+            s.region_heartbeat(&req, Duration::ZERO)
+                .expect("fixture heartbeat");
+        }
+        s
+    }
+
+    fn add_store(s: &SchedulerService, id: u64, now: Duration) {
+        let mut st = Store::new();
+        st.id = id;
+        s.put_store(st).expect("store");
+        let mut stats = StoreStats::new();
+        stats.store_id = id;
+        s.store_heartbeat(&stats, now).expect("store heartbeat");
+    }
+
+    /// While balance finds nothing its interval grows from the minimum by the factor, capped
+    /// at the maximum; the first operator after a store joins comes at the next run of that
+    /// grown schedule, and the interval is back at the minimum after it.
+    #[test]
+    fn balance_interval_grows_while_idle_and_resets_on_success() {
+        let opts = ScheduleConfig {
+            enable_replica_checker: false,
+            max_schedule_interval: 200 * MS,
+            ..ScheduleConfig::default()
+        };
+        let s = service(3, 12, opts.clone());
+        // The runs the schedule should make while idle, ticked every millisecond: at 0, then
+        // at the first tick one (growing) interval after the previous run.
+        let ceil_ms = |d: Duration| Duration::from_millis(d.as_nanos().div_ceil(1_000_000) as u64);
+        let mut runs = vec![Duration::ZERO];
+        let mut interval = opts.min_schedule_interval;
+        while *runs.last().unwrap_or(&Duration::ZERO) < Duration::from_secs(2) {
+            interval = interval
+                .mul_f64(opts.schedule_interval_factor)
+                .min(opts.max_schedule_interval);
+            runs.push(ceil_ms(runs[runs.len() - 1] + interval));
+        }
+        let joins = Duration::from_millis(1500);
+        let expected = runs
+            .iter()
+            .copied()
+            .find(|&t| t >= joins)
+            .unwrap_or_default();
+        let mut first = None;
+        let mut t = Duration::ZERO;
+        while t <= Duration::from_secs(2) && first.is_none() {
+            if t == joins {
+                add_store(&s, 4, t);
+            }
+            s.tick(t);
+            if !s.operators().is_empty() {
+                first = Some(t);
+            }
+            t += MS;
+        }
+        assert_eq!(first, Some(expected), "idle runs: {runs:?}");
+        let ops = s.operators();
+        assert_eq!(ops.len(), 1, "{ops:?}");
+        assert!(ops[0].kind().contains(OpKind::BALANCE));
+        // Reset: the next run is one minimum interval later and finds another move.
+        let next = expected + opts.min_schedule_interval;
+        s.tick(next - MS);
+        assert_eq!(s.operators().len(), 1);
+        s.tick(next);
+        assert_eq!(s.operators().len(), 2, "{:?}", s.operators());
+    }
+
+    /// At most `region_schedule_limit` peer-moving operators run at once.
+    #[test]
+    fn balance_respects_the_region_schedule_limit() {
+        let opts = ScheduleConfig {
+            enable_replica_checker: false,
+            region_schedule_limit: 2,
+            ..ScheduleConfig::default()
+        };
+        let s = service(4, 12, opts);
+        for i in 0..100u64 {
+            s.tick(Duration::from_millis(10 * i));
+        }
+        assert_eq!(s.operators().len(), 2, "{:?}", s.operators());
+    }
+
+    /// A store silent past the max store down time has its peers replaced, add first; a
+    /// region missing a replica gets one; the leader's store is never the one replaced.
+    #[test]
+    fn replica_checker_replaces_down_peers_add_first() {
+        let opts = ScheduleConfig {
+            enable_balance_region: false,
+            max_store_down_time: Duration::from_secs(10),
+            ..ScheduleConfig::default()
+        };
+        let s = service(4, 3, opts);
+        let later = Duration::from_secs(11);
+        for id in [1, 2, 4] {
+            let mut stats = StoreStats::new();
+            stats.store_id = id;
+            s.store_heartbeat(&stats, later).expect("store heartbeat");
+        }
+        s.tick(later);
+        let ops = s.operators();
+        assert_eq!(ops.len(), 3, "{ops:?}");
+        for op in &ops {
+            assert!(op.kind().contains(OpKind::REPLICA));
+            assert_eq!(
+                op.steps(),
+                &[
+                    crate::operator::OpStep::AddPeer {
+                        to_store: 4,
+                        peer_id: match op.steps()[0] {
+                            crate::operator::OpStep::AddPeer { peer_id, .. } => peer_id,
+                            _ => 0,
+                        },
+                    },
+                    crate::operator::OpStep::RemovePeer { from_store: 3 },
+                ],
+                "{op}"
+            );
+        }
+        // Each step went out to the leader's store at once.
+        let sent = s.take_responses();
+        assert_eq!(sent.len(), 3);
+        assert!(sent
+            .iter()
+            .all(|(store, r)| *store == 1 && r.has_change_peer()));
+    }
+}
