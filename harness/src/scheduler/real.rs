@@ -264,3 +264,109 @@ impl ClusterScheduler for RealScheduler {
         std::mem::take(&mut self.violations)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proto::metapb::{Peer, Region, Store};
+    use proto::schedulerpb::RegionHeartbeatRequest;
+
+    use super::*;
+
+    fn peer(store_id: u64, id: u64) -> Peer {
+        let mut p = Peer::new();
+        p.store_id = store_id;
+        p.id = id;
+        p
+    }
+
+    fn heartbeat(conf_ver: u64, peers: &[(u64, u64)]) -> RegionHeartbeatRequest {
+        let mut r = Region::new();
+        r.id = 1;
+        r.mut_region_epoch().conf_ver = conf_ver;
+        r.mut_region_epoch().version = 1;
+        r.peers = peers.iter().map(|&(s, id)| peer(s, id)).collect();
+        let mut req = RegionHeartbeatRequest::new();
+        req.set_leader(r.peers[0].clone());
+        req.set_region(r);
+        req
+    }
+
+    fn scheduler() -> RealScheduler {
+        let mut s = RealScheduler::new(0, 10, drop_in_options(), 1);
+        for id in 1..=4 {
+            let mut st = Store::new();
+            st.id = id;
+            s.put_store(st);
+        }
+        s
+    }
+
+    /// The mock's membership rule holds on the real scheduler too: two peers added in one
+    /// conf_ver step, and a peer set changed without a bump, are violations; one step is fine.
+    #[test]
+    fn the_membership_oracle_watches_the_real_scheduler() {
+        let mut s = scheduler();
+        let t = Duration::from_millis(100);
+        assert!(s.region_heartbeat(&heartbeat(1, &[(1, 1)]), t).is_ok());
+        assert!(s
+            .region_heartbeat(&heartbeat(2, &[(1, 1), (2, 2)]), t)
+            .is_ok());
+        assert!(!s.has_violations());
+        let jump = s.region_heartbeat(&heartbeat(3, &[(1, 1), (2, 2), (3, 3), (4, 4)]), t);
+        assert!(
+            matches!(jump, Err(SchedulerError::Violation(_))),
+            "{jump:?}"
+        );
+        let silent = s.region_heartbeat(&heartbeat(2, &[(1, 1), (3, 3)]), t);
+        assert!(
+            matches!(silent, Err(SchedulerError::Violation(_))),
+            "{silent:?}"
+        );
+        let v = s.take_violations();
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v[0].contains("not one conf change"), "{}", v[0]);
+        assert!(v[1].contains("without a conf_ver bump"), "{}", v[1]);
+        // The scheduler kept the last good region.
+        let (region, leader) = s.get_region_by_id(1).expect("region 1");
+        assert_eq!(region.get_region_epoch().conf_ver, 2);
+        assert_eq!(leader, Some(peer(1, 1)));
+    }
+
+    /// A heartbeat the service finds malformed is a store bug (a violation); a stale one is
+    /// only refused.
+    #[test]
+    fn malformed_heartbeats_are_violations_and_stale_ones_are_not() {
+        let mut s = scheduler();
+        let t = Duration::from_millis(100);
+        assert!(s.region_heartbeat(&heartbeat(2, &[(1, 1)]), t).is_ok());
+        let stale = s.region_heartbeat(&heartbeat(1, &[(1, 1)]), t);
+        assert!(
+            matches!(stale, Err(SchedulerError::StaleEpoch { .. })),
+            "{stale:?}"
+        );
+        assert!(!s.has_violations());
+        let mut bad = heartbeat(2, &[(1, 1)]);
+        bad.set_leader(peer(9, 9));
+        let r = s.region_heartbeat(&bad, t);
+        assert!(matches!(r, Err(SchedulerError::Violation(_))), "{r:?}");
+        assert!(s.has_violations());
+    }
+
+    /// Operators a test asks for go out at once, to the leader's store.
+    #[test]
+    fn test_operators_reach_the_leader_store() {
+        let mut s = scheduler();
+        let t = Duration::from_millis(100);
+        assert!(s
+            .region_heartbeat(&heartbeat(1, &[(1, 1), (2, 2)]), t)
+            .is_ok());
+        s.add_peer(1, peer(3, 3));
+        let sent = s.take_responses();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].0, 1);
+        assert_eq!(sent[0].1.get_change_peer().get_peer(), &peer(3, 3));
+        assert!(s
+            .operator(1)
+            .is_some_and(|d| d.contains("add peer 3 on store 3")));
+    }
+}
