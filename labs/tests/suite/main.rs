@@ -4,6 +4,13 @@
 #[cfg(feature = "1")]
 mod stage_1;
 
+#[cfg(feature = "3c")]
+mod balance_3c;
+#[cfg(feature = "3c")]
+mod operator_3c;
+#[cfg(feature = "3c")]
+mod scheduler_3c;
+
 #[cfg(feature = "2b")]
 mod cluster_2b;
 #[cfg(feature = "2c")]
