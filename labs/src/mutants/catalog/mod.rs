@@ -1,11 +1,13 @@
 //! The catalog of classic student bugs, one file per part of the course: [`raft`] for the raft
-//! stages (2aa, 2ab, 2ac, the raft half of 2c, 3a) and [`store`] for the standalone server and
-//! the raftstore (1, 2b, the store half of 2c, and later 3b).
+//! stages (2aa, 2ab, 2ac, the raft half of 2c, 3a), [`store`] for the standalone server and
+//! the raftstore (1, 2b, the store half of 2c, and later 3b), and [`scheduler`] for the
+//! scheduler (3c).
 //!
 //! Each entry is caught when the suite of its stage fails with it applied; `labs mutants`
 //! checks that, and the unit test below checks that every entry still applies to this tree.
 
 mod raft;
+mod scheduler;
 mod store;
 
 use super::Mutant;
@@ -15,6 +17,7 @@ pub fn all() -> Vec<Mutant> {
     let mut all: Vec<Mutant> = raft::ENTRIES
         .iter()
         .chain(store::ENTRIES)
+        .chain(scheduler::ENTRIES)
         .copied()
         .collect();
     all.sort_by_key(|m| {
