@@ -132,9 +132,15 @@ impl MockCluster {
 /// Leader for the 3-step form). Beyond the original: the region has a peer on `source` and
 /// none on `target`, the new peer id is fresh, and a leader transfer goes to a peer that will
 /// remain. Returns the operator.
-fn check_transfer_peer(mc: &MockCluster, op: Option<Operator>, source: u64, target: u64) -> Operator {
-    let op =
-        op.unwrap_or_else(|| panic!("expected an operator moving a peer {source} → {target}, got none"));
+fn check_transfer_peer(
+    mc: &MockCluster,
+    op: Option<Operator>,
+    source: u64,
+    target: u64,
+) -> Operator {
+    let op = op.unwrap_or_else(|| {
+        panic!("expected an operator moving a peer {source} → {target}, got none")
+    });
     let region = mc
         .cluster
         .get_region(op.region_id())
@@ -240,10 +246,7 @@ fn replicas_3_3c() {
     mc.add_region_store(2, 15);
     mc.add_region_store(3, 14);
     mc.add_leader_region(1, 1, &[2, 3]);
-    check_none(
-        sb.schedule(&mc.cluster, NOW),
-        "every store holds a replica",
-    );
+    check_none(sb.schedule(&mc.cluster, NOW), "every store holds a replica");
 
     mc.add_region_store(4, 2);
     check_transfer_peer(&mc, sb.schedule(&mc.cluster, NOW), 1, 4);
@@ -397,7 +400,11 @@ fn pending_regions_before_followers_3c() {
     for seed in 0..8 {
         let mut sb = BalanceRegionScheduler::new(seed);
         let op = check_transfer_peer(&mc, sb.schedule(&mc.cluster, NOW), 1, 4);
-        assert_eq!(op.region_id(), 7, "seed {seed}: the pending region first: {op}");
+        assert_eq!(
+            op.region_id(),
+            7,
+            "seed {seed}: the pending region first: {op}"
+        );
     }
 }
 
@@ -418,7 +425,11 @@ fn followers_before_leaders_3c() {
     for seed in 0..8 {
         let mut sb = BalanceRegionScheduler::new(seed);
         let op = check_transfer_peer(&mc, sb.schedule(&mc.cluster, NOW), 1, 4);
-        assert_eq!(op.region_id(), 11, "seed {seed}: the follower region first: {op}");
+        assert_eq!(
+            op.region_id(),
+            11,
+            "seed {seed}: the follower region first: {op}"
+        );
         assert_eq!(op.len(), 2, "seed {seed}: no leader transfer needed: {op}");
     }
 }
@@ -444,6 +455,10 @@ fn schedule_is_deterministic_for_a_seed_3c() {
         let op_a = BalanceRegionScheduler::new(seed).schedule(&a.cluster, NOW);
         let op_b = BalanceRegionScheduler::new(seed).schedule(&b.cluster, NOW);
         let op_a = check_transfer_peer(&a, op_a, 1, 4);
-        assert_eq!(Some(op_a), op_b, "seed {seed}: the same seed, another operator");
+        assert_eq!(
+            Some(op_a),
+            op_b,
+            "seed {seed}: the same seed, another operator"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! Stage 3C, operators through `SchedulerService`: how the steps the scheduler wants reach a
-//! region's leader and how heartbeats move them on. Not in the original's 3C filter; they
-//! depend on `process_region_heartbeat` caching each heartbeat (peers, leader and pending
-//! peers included), and they pin the framework's half of the protocol a raftstore relies on.
+//! region's leader and how heartbeats move them on. Not in the original's 3C filter. They
+//! mostly pin the framework's half of the protocol a raftstore relies on (the operator
+//! controller, the replica checker); of the student's code they need
+//! `process_region_heartbeat` to accept every heartbeat of a region going through a
+//! membership change, and the replica checker reads the regions it cached.
 
 use std::time::Duration;
 
@@ -59,7 +61,11 @@ fn assert_change_peer(
     assert!(!resp.has_transfer_leader(), "{resp:?}");
     assert_eq!(resp.get_change_peer().change_type, change_type, "{resp:?}");
     assert_eq!(resp.get_change_peer().get_peer(), peer, "{resp:?}");
-    assert_eq!(resp.get_target_peer(), leader, "addressed to the leader: {resp:?}");
+    assert_eq!(
+        resp.get_target_peer(),
+        leader,
+        "addressed to the leader: {resp:?}"
+    );
     let e = resp.get_region_epoch();
     assert_eq!((e.conf_ver, e.version), epoch, "{resp:?}");
 }
@@ -93,7 +99,10 @@ fn admin_add_peer_operator_3c() {
         .region_heartbeat(&with_pending(added.clone(), new.clone()), t)
         .expect("heartbeat");
     assert!(resp.is_none(), "the peer is catching up: {resp:?}");
-    assert!(s.operator(10).is_some(), "still running while the peer is pending");
+    assert!(
+        s.operator(10).is_some(),
+        "still running while the peer is pending"
+    );
 
     let resp = s.region_heartbeat(&added, t).expect("heartbeat");
     assert!(resp.is_none(), "{resp:?}");
@@ -130,8 +139,16 @@ fn move_peer_operator_walks_its_steps_3c() {
     let s = service(ScheduleConfig::default());
     let region = s.cluster().get_region(10).expect("region 10");
     let new_id = s.cluster().alloc_id();
-    let op = create_move_peer_operator("test-move", s.cluster(), &region, OpKind::ADMIN, 1, 4, new_id)
-        .expect("move operator");
+    let op = create_move_peer_operator(
+        "test-move",
+        s.cluster(),
+        &region,
+        OpKind::ADMIN,
+        1,
+        4,
+        new_id,
+    )
+    .expect("move operator");
     assert_eq!(
         op.steps(),
         &[
@@ -160,7 +177,10 @@ fn move_peer_operator_walks_its_steps_3c() {
         .region_heartbeat(&region10((3, 3), &four, 11), T0)
         .expect("heartbeat")
         .expect("transfer leader");
-    assert!(resp.has_transfer_leader() && !resp.has_change_peer(), "{resp:?}");
+    assert!(
+        resp.has_transfer_leader() && !resp.has_change_peer(),
+        "{resp:?}"
+    );
     assert_eq!(resp.get_transfer_leader().get_peer(), &p12, "{resp:?}");
     // Same again until the leader moves.
     let again = s
@@ -199,7 +219,11 @@ fn replica_checker_replaces_down_peer_3c() {
     };
     let s = service(opts);
     s.tick(T0 + Duration::from_secs(1));
-    assert!(s.operators().is_empty(), "nothing to do: {:?}", s.operators());
+    assert!(
+        s.operators().is_empty(),
+        "nothing to do: {:?}",
+        s.operators()
+    );
 
     // Store 3 falls silent after T0.
     for at in [5, 15, 25] {

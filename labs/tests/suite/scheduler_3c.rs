@@ -108,10 +108,10 @@ fn describe(r: &RegionInfo) -> String {
         .map(|p| format!("{}@s{}", p.id, p.store_id))
         .collect();
     format!(
-        "region {} [{:?}, {:?}) epoch (conf_ver {}, version {}) peers [{}] leader {:?} pending {:?} size {}",
+        "region {} [\"{}\", \"{}\") epoch (conf_ver {}, version {}) peers [{}] leader {:?} pending {:?} size {}",
         r.id(),
-        r.start_key(),
-        r.end_key(),
+        r.start_key().escape_ascii(),
+        r.end_key().escape_ascii(),
         r.epoch().conf_ver,
         r.epoch().version,
         peers.join(", "),
@@ -175,7 +175,9 @@ fn check_regions(cluster: &RaftCluster, expected: &[RegionInfo]) {
                 p.store_id
             );
             check_region(
-                cluster.leader_or_follower_region(p.store_id, r.id()).as_ref(),
+                cluster
+                    .leader_or_follower_region(p.store_id, r.id())
+                    .as_ref(),
                 r,
                 &what,
             );
@@ -406,7 +408,10 @@ fn region_remove_pending_peer_3c() {
     }
     for s in 1..=3 {
         let store = cluster.get_store(s).expect("registered store");
-        assert_eq!(store.pending_peer_count, 0, "status: pending peers of store {s}");
+        assert_eq!(
+            store.pending_peer_count, 0,
+            "status: pending peers of store {s}"
+        );
     }
 }
 
@@ -578,14 +583,22 @@ fn heartbeat_split_3c() {
 
     let r1 = region(1, b"", b"", 1);
     accept(&cluster, &r1);
-    check_region(cluster.search_region(b"foo").as_ref(), &r1, "lookup of \"foo\"");
+    check_region(
+        cluster.search_region(b"foo").as_ref(),
+        &r1,
+        "lookup of \"foo\"",
+    );
 
     // Split: region 2 [∅, m) and region 1 [m, ∅) version 2; region 2 arrives first.
     let r2 = region(2, b"", b"m", 1);
     let r1 = region(1, b"m", b"", 2);
     accept(&cluster, &r2);
     check_region(cluster.search_region(b"a").as_ref(), &r2, "lookup of \"a\"");
-    assert_eq!(find(b"z"), None, "lookup of \"z\": region 1's old range is gone");
+    assert_eq!(
+        find(b"z"),
+        None,
+        "lookup of \"z\": region 1's old range is gone"
+    );
     accept(&cluster, &r1);
     check_region(cluster.search_region(b"z").as_ref(), &r1, "lookup of \"z\"");
 
@@ -678,7 +691,9 @@ fn heartbeat_regions(cluster: &RaftCluster, regions: &[RegionInfo]) {
     for r in regions {
         lookups(r);
         if let Some(&end) = r.end_key().first() {
-            let after = cluster.search_region(&[end.wrapping_add(1)]).map(|o| o.id());
+            let after = cluster
+                .search_region(&[end.wrapping_add(1)])
+                .map(|o| o.id());
             assert!(
                 after.is_some() && after != Some(r.id()),
                 "lookup of the byte after the end of {} found {after:?}",
@@ -686,7 +701,11 @@ fn heartbeat_regions(cluster: &RaftCluster, regions: &[RegionInfo]) {
             );
         }
     }
-    assert_eq!(cluster.region_count(), regions.len(), "number of cached regions");
+    assert_eq!(
+        cluster.region_count(),
+        regions.len(),
+        "number of cached regions"
+    );
 }
 
 /// `TestRegionSplitAndMerge3C`: 7 rounds of splits, 7 of merges, then 14 rounds where every
@@ -746,10 +765,18 @@ fn concurrent_regions() -> Vec<RegionHeartbeatRequest> {
 /// The cache holds exactly the 2000 regions of `reqs`, each found by id and by every key of
 /// its range's ends, and store 1 counts them all.
 fn check_concurrent_result(cluster: &RaftCluster, reqs: &[RegionHeartbeatRequest]) {
-    assert_eq!(cluster.region_count(), reqs.len(), "number of cached regions");
+    assert_eq!(
+        cluster.region_count(),
+        reqs.len(),
+        "number of cached regions"
+    );
     for req in reqs {
         let want = RegionInfo::from_heartbeat(req);
-        check_region(cluster.get_region(want.id()).as_ref(), &want, "lookup by id");
+        check_region(
+            cluster.get_region(want.id()).as_ref(),
+            &want,
+            "lookup by id",
+        );
         check_region(
             cluster.search_region(want.start_key()).as_ref(),
             &want,
@@ -896,7 +923,9 @@ fn concurrent_handle_region_3c() {
         );
     }
     assert_eq!(
-        cluster.get_store(1).map(|s| (s.region_count, s.leader_count)),
+        cluster
+            .get_store(1)
+            .map(|s| (s.region_count, s.leader_count)),
         Some((50, 50)),
         "store 1 status"
     );
@@ -915,7 +944,10 @@ fn stale_overlapping_region_3c() {
         cluster.put_store(new_store(s)).expect("put store");
     }
     let region = |id, start: &[u8], end: &[u8], version, stores: [u64; 2]| {
-        let peers = vec![new_peer(id * 10, stores[0]), new_peer(id * 10 + 1, stores[1])];
+        let peers = vec![
+            new_peer(id * 10, stores[0]),
+            new_peer(id * 10 + 1, stores[1]),
+        ];
         let leader = peers[0].clone();
         let mut r = RegionInfo::new(new_region(id, start, end, 1, version, peers), Some(leader));
         r.approximate_size = 7;
@@ -1037,7 +1069,8 @@ fn service_with_regions() -> SchedulerService {
     let s = SchedulerService::new(1, 100, ScheduleConfig::default(), 0);
     for id in 1..=5 {
         s.put_store(new_store(id)).expect("put store");
-        s.store_heartbeat(&store_stats(id), T0).expect("store heartbeat");
+        s.store_heartbeat(&store_stats(id), T0)
+            .expect("store heartbeat");
     }
     s.cluster()
         .set_store_state(5, StoreState::Tombstone)
@@ -1061,7 +1094,14 @@ type Check = fn(&Error) -> bool;
 
 /// Region 10 of `service_with_regions` with a visible change: led by 12, size 50 MiB.
 fn good_heartbeat() -> RegionHeartbeatRequest {
-    heartbeat(10, (b"", b"m"), (2, 3), &[(11, 1), (12, 2), (13, 3)], 12, 50)
+    heartbeat(
+        10,
+        (b"", b"m"),
+        (2, 3),
+        &[(11, 1), (12, 2), (13, 3)],
+        12,
+        50,
+    )
 }
 
 /// `good_heartbeat` spoilt by `f`.
@@ -1221,7 +1261,8 @@ fn bad_heartbeats_change_nothing_3c() {
         );
     }
     // The good one is accepted and shows.
-    s.region_heartbeat(&good_heartbeat(), T0).expect("good heartbeat");
+    s.region_heartbeat(&good_heartbeat(), T0)
+        .expect("good heartbeat");
     let r = s.cluster().get_region(10).expect("region 10");
     assert_eq!(
         (r.leader_store_id(), r.approximate_size),
@@ -1251,7 +1292,14 @@ fn accepted_heartbeat_updates_store_statuses_3c() {
     assert_eq!(status(2), (2, 0, 0, 0, 10));
     assert_eq!(status(4), (1, 0, 0, 0, 6));
 
-    let mut hb = heartbeat(10, (b"", b"m"), (2, 3), &[(11, 1), (12, 2), (13, 3)], 12, 50);
+    let mut hb = heartbeat(
+        10,
+        (b"", b"m"),
+        (2, 3),
+        &[(11, 1), (12, 2), (13, 3)],
+        12,
+        50,
+    );
     hb.set_pending_peers(vec![new_peer(13, 3)].into());
     s.region_heartbeat(&hb, T0).expect("heartbeat");
     assert_eq!(status(1), (1, 0, 0, 0, 50), "store 1 lost leadership");
@@ -1261,7 +1309,11 @@ fn accepted_heartbeat_updates_store_statuses_3c() {
     // Peer 13 removed (conf_ver 3).
     let hb = heartbeat(10, (b"", b"m"), (3, 3), &[(11, 1), (12, 2)], 12, 50);
     s.region_heartbeat(&hb, T0).expect("heartbeat");
-    assert_eq!(status(3), (1, 1, 0, 6, 6), "store 3 lost its peer of region 10");
+    assert_eq!(
+        status(3),
+        (1, 1, 0, 6, 6),
+        "store 3 lost its peer of region 10"
+    );
 }
 
 /// `ask_split` refuses an unknown region and a stale epoch (older version or older conf_ver)
@@ -1282,9 +1334,9 @@ fn ask_split_3c() {
     for (conf_ver, version) in [(2, 2), (1, 3), (1, 1)] {
         match s.ask_split(&region(10, conf_ver, version)) {
             Err(Error::StaleRegion { region_id: 10, .. }) => {}
-            other => panic!(
-                "ask_split with epoch ({conf_ver}, {version}) against (2, 3): {other:?}"
-            ),
+            other => {
+                panic!("ask_split with epoch ({conf_ver}, {version}) against (2, 3): {other:?}")
+            }
         }
     }
     let mut seen = BTreeSet::new();

@@ -59,6 +59,29 @@ pub const ENTRIES: &[Mutant] = &[
         replace: "if region.epoch() == origin.epoch() || is_epoch_stale(region.epoch(), origin.epoch()) {",
     },
     Mutant {
+        id: "3c-overlap-equal-version-refused",
+        stage: "3c",
+        bug: "a heartbeat overlapping a region of another id with the same version is refused (the half of a split that arrives first is lost)",
+        file: CLUSTER,
+        after: HEARTBEAT,
+        find: "            if is_epoch_stale(region.epoch(), other.epoch()) {",
+        replace: "            if other.id() != region.id() && other.epoch().version >= region.epoch().version
+                || is_epoch_stale(region.epoch(), other.epoch())
+            {",
+    },
+    Mutant {
+        id: "3c-leaderless-refused",
+        stage: "3c",
+        bug: "a heartbeat for a region without a leader (or without peers) is refused",
+        file: CLUSTER,
+        after: HEARTBEAT,
+        find: "        let mut core = self.core.write();",
+        replace: "        if region.leader.is_none() {
+            return Err(Error::InvalidRequest(format!(\"region {} has no leader\", region.id())));
+        }
+        let mut core = self.core.write();",
+    },
+    Mutant {
         id: "3c-same-id-not-checked",
         stage: "3c",
         bug: "the cached region with the same id is only checked when its range overlaps the heartbeat's",
