@@ -81,10 +81,14 @@ impl SchedulerService {
 
     /// Marks the cluster bootstrapped by `store`, which is registered.
     pub fn bootstrap(&self, store: Store) -> Result<()> {
+        if self.bootstrapped.load(Ordering::SeqCst) {
+            return Err(Error::AlreadyBootstrapped);
+        }
+        self.cluster.put_store(store)?;
         if self.bootstrapped.swap(true, Ordering::SeqCst) {
             return Err(Error::AlreadyBootstrapped);
         }
-        self.cluster.put_store(store)
+        Ok(())
     }
 
     /// Whether the cluster was bootstrapped.
@@ -128,9 +132,12 @@ impl SchedulerService {
         now: Duration,
     ) -> Result<Option<RegionHeartbeatResponse>> {
         let region = self.validate_heartbeat(req)?;
-        self.cluster.process_region_heartbeat(region.clone())?;
         let cfg = self.cluster.opts();
-        Ok(self.ops.lock().dispatch(&region, now, &cfg))
+        // One operator lock across caching and dispatch: a concurrent heartbeat cannot cache a
+        // newer region between them, so the operator is moved on by the region just cached.
+        let mut ops = self.ops.lock();
+        self.cluster.process_region_heartbeat(region.clone())?;
+        Ok(ops.dispatch(&region, now, &cfg))
     }
 
     /// Checks what no correct store sends: a heartbeat without region, peers, epoch or
@@ -501,6 +508,48 @@ mod tests {
             s.tick(Duration::from_millis(10 * i));
         }
         assert_eq!(s.operators().len(), 2, "{:?}", s.operators());
+    }
+
+    /// A store the scheduler has never heard from is not down: its replicas are not replaced
+    /// (after a scheduler restart every store is in that state until it heartbeats). An empty
+    /// or inverted range is refused before it reaches the cache.
+    #[test]
+    fn stores_never_heard_from_are_not_down() {
+        let opts = ScheduleConfig {
+            enable_balance_region: false,
+            max_store_down_time: Duration::from_secs(10),
+            ..ScheduleConfig::default()
+        };
+        let s = service(3, 3, opts);
+        let mut st = Store::new();
+        st.id = 4;
+        s.put_store(st).expect("store 4");
+        // Stores 1-3 heartbeated at 0 only; store 4 never did.
+        s.tick(Duration::from_secs(5));
+        assert!(s.operators().is_empty(), "{:?}", s.operators());
+        let status = |id| {
+            s.cluster()
+                .get_store(id)
+                .map(|st| st.status(Duration::from_secs(60), Duration::from_secs(10)))
+        };
+        assert_eq!(status(1), Some(crate::core::StoreStatus::Down));
+        assert_eq!(status(4), Some(crate::core::StoreStatus::Disconnected));
+        let mut r = Region::new();
+        r.id = 1;
+        r.start_key = b"k".to_vec();
+        r.end_key = b"k".to_vec();
+        r.mut_region_epoch().conf_ver = 5;
+        r.mut_region_epoch().version = 5;
+        r.peers.push(peer(1, 111));
+        let mut req = RegionHeartbeatRequest::new();
+        req.set_leader(r.peers[0].clone());
+        req.set_region(r);
+        let before = s.cluster().get_regions();
+        assert!(matches!(
+            s.region_heartbeat(&req, Duration::ZERO),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert_eq!(s.cluster().get_regions(), before);
     }
 
     /// A store silent past the max store down time has its peers replaced, add first; a

@@ -113,8 +113,13 @@ impl RegionsInfo {
     }
 
     /// Every cached region whose range overlaps `[start, end)` (an empty end is unbounded),
-    /// ordered by start key.
+    /// ordered by start key. A range whose non-empty end is not after its start counts as the
+    /// single key `start`, so that even a malformed region never lands on top of another in
+    /// the index.
     pub fn overlaps(&self, start: &[u8], end: &[u8]) -> Vec<&RegionInfo> {
+        if !end.is_empty() && end <= start {
+            return self.search(start).into_iter().collect();
+        }
         let mut found = Vec::new();
         if let Some((_, id)) = self
             .by_start
@@ -342,6 +347,10 @@ mod tests {
         assert_eq!(ids(c.overlaps(b"c", b"f")), vec![2]);
         assert_eq!(ids(c.overlaps(b"d", b"")), vec![2, 3]);
         assert_eq!(ids(c.overlaps(b"", b"")), vec![1, 2, 3]);
+        // Empty and inverted ranges count as their start key, and do not panic.
+        assert_eq!(ids(c.overlaps(b"d", b"d")), vec![2]);
+        assert_eq!(ids(c.overlaps(b"g", b"a")), vec![3]);
+        assert_eq!(ids(c.overlaps(b"c", b"c")), vec![2]);
     }
 
     #[test]

@@ -41,7 +41,8 @@ pub enum StoreStatus {
     Up,
     /// State Up, but silent for longer than [`STORE_DISCONNECT_DURATION`].
     Disconnected,
-    /// Silent for longer than the cluster's max store down time: its replicas count as lost.
+    /// Silent for the cluster's max store down time or longer: its replicas count as lost (and
+    /// balance no longer uses it, see [`BalanceRegionScheduler`](crate::schedulers::BalanceRegionScheduler)).
     Down,
     /// Being drained by an operator (state Offline).
     Offline,
@@ -86,11 +87,20 @@ impl StoreInfo {
         }
     }
 
-    /// The store's health at `now`, given the cluster's max store down time.
+    /// The store's health at `now`, given the cluster's max store down time. A store that
+    /// has not heartbeated since the scheduler learnt about it is disconnected, not down:
+    /// nothing is known yet about its replicas (balance still ignores it, see
+    /// [`StoreInfo::down_time`]).
     pub fn status(&self, now: Duration, max_store_down_time: Duration) -> StoreStatus {
         if self.is_tombstone() {
             StoreStatus::Tombstone
-        } else if self.down_time(now) > max_store_down_time {
+        } else if self.last_heartbeat.is_none() {
+            if self.is_offline() {
+                StoreStatus::Offline
+            } else {
+                StoreStatus::Disconnected
+            }
+        } else if self.down_time(now) >= max_store_down_time {
             StoreStatus::Down
         } else if self.is_offline() {
             StoreStatus::Offline
