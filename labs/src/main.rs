@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use labs::bench::{bench, BenchOptions};
+use labs::grade::run::RunEnv;
 use labs::grade::{grade, GradeOptions};
 use labs::mutants::run::MutantsOptions;
 use labs::mutants::{catalog, Mutant};
@@ -31,6 +32,11 @@ struct Cli {
 enum Cmd {
     /// Build the suites, run each test in its own process, print the score table and write
     /// target/labs/results.json (Gradescope) and target/labs/junit.xml.
+    ///
+    /// Points: each stage's points are shared equally by its test functions, and a
+    /// table-driven function's share by its cases. Exit status: 0 when the tree built and the
+    /// tests ran (whatever the score, unless --require-full), 1 when the tree does not build
+    /// or (with --require-full) some test failed, 2 when the grader itself failed.
     Grade {
         /// Stages to grade, comma-separated (1, 2a, 2aa, 2ab, 2ac, 2b, 2c, 3a, 3b, 3c, 4a,
         /// 4b, 4c, all).
@@ -48,9 +54,18 @@ enum Cmd {
         /// The tree to grade (default: this workspace).
         #[arg(long)]
         workspace: Option<PathBuf>,
-        /// Exit with status 1 unless every test passes.
+        /// Exit with status 1 unless every test passes (without it, a tree that builds
+        /// exits 0 whatever its score).
         #[arg(long)]
         require_full: bool,
+        /// Run the seeded (cluster and randomized) tests under this many seeds each; a test
+        /// earns its points only if every seed passes. The per-test time limit grows with it.
+        #[arg(long)]
+        seeds: Option<u32>,
+        /// Show backtraces in failures (tests run with RUST_BACKTRACE=0 otherwise, whatever
+        /// the environment says, so a failure shows its message and replay command first).
+        #[arg(long)]
+        backtrace: bool,
     },
     /// Time the selected stages' suites as `cargo test -p labs --features <stages>` runs
     /// them (build excluded) and report the virtual time the simulated clusters covered.
@@ -186,15 +201,19 @@ fn main() -> ExitCode {
             debug,
             workspace,
             require_full,
+            seeds,
+            backtrace,
         } => {
             let workspace = workspace.unwrap_or_else(default_workspace);
+            let seeds = seeds.map(|k| k.max(1));
             let opts = GradeOptions {
                 out_dir: workspace.join("target").join("labs"),
                 workspace,
                 selection: stage,
                 jobs: jobs.unwrap_or_else(cores),
-                timeout: Duration::from_secs(timeout.max(1)),
+                timeout: Duration::from_secs(timeout.max(1) * u64::from(seeds.unwrap_or(1))),
                 release: !debug,
+                env: RunEnv { backtrace, seeds },
             };
             match grade(&opts) {
                 Ok(report) if report.build_failure.is_some() => ExitCode::from(1),

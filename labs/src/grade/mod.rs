@@ -6,6 +6,7 @@
 //! turns outcomes into the score table, `results.json` (Gradescope) and `junit.xml`.
 
 pub mod build;
+pub mod failure;
 pub mod report;
 pub mod run;
 
@@ -34,6 +35,8 @@ pub struct GradeOptions {
     pub release: bool,
     /// Where `results.json` and `junit.xml` go.
     pub out_dir: PathBuf,
+    /// Backtraces and seeds of the tests' processes.
+    pub env: run::RunEnv,
 }
 
 /// Why grading could not produce a score at all.
@@ -122,7 +125,7 @@ fn run_all(
             scope.spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some((name, _)) = tests.get(i) else { break };
-                let outcome = run::run_test(binary, name, opts.timeout, &opts.workspace);
+                let outcome = run::run_test(binary, name, opts.timeout, &opts.workspace, &opts.env);
                 if tx.send((i, outcome)).is_err() {
                     break;
                 }

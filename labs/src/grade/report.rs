@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::build::BuildFailure;
+use super::failure::FailureSummary;
 use super::run::{Outcome, Status};
 use crate::stages::{Selection, Stage};
 
@@ -31,7 +32,10 @@ pub struct StageScore {
     pub passed: usize,
     /// Tests the stage has in this tree.
     pub total: usize,
-    /// Points earned: the stage's points shared equally among its tests.
+    /// Test functions the stage has (table-driven cases of one function count once).
+    pub functions: usize,
+    /// Points earned: the stage's points shared equally among its test functions, and a
+    /// function's share equally among its cases.
     pub points: f64,
 }
 
@@ -47,6 +51,44 @@ impl StageScore {
     }
 }
 
+/// The test function a libtest name belongs to: the name without the trailing `case_…`
+/// segments that rstest adds for table-driven cases (`raft_2aa::vote_2aa::case_3` →
+/// `raft_2aa::vote_2aa`).
+pub fn test_function(name: &str) -> &str {
+    let mut f = name;
+    while let Some((head, last)) = f.rsplit_once("::") {
+        if last.starts_with("case_") {
+            f = head;
+        } else {
+            break;
+        }
+    }
+    f
+}
+
+/// Each result's points if it passes: its stage's points shared equally among the stage's
+/// test functions, a function's share equally among its cases. Returns the weights (aligned
+/// with `results`) and each stage's count of functions.
+fn weights(results: &[TestResult]) -> Vec<f64> {
+    use std::collections::BTreeMap;
+    let mut cases: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut functions: BTreeMap<&str, std::collections::BTreeSet<&str>> = BTreeMap::new();
+    for r in results {
+        let f = test_function(&r.name);
+        *cases.entry(f).or_default() += 1;
+        functions.entry(r.stage.name).or_default().insert(f);
+    }
+    results
+        .iter()
+        .map(|r| {
+            let f = test_function(&r.name);
+            let n_functions = functions.get(r.stage.name).map_or(1, |s| s.len().max(1));
+            let n_cases = cases.get(f).copied().unwrap_or(1).max(1);
+            f64::from(r.stage.points) / n_functions as f64 / n_cases as f64
+        })
+        .collect()
+}
+
 /// The whole grading result.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -54,6 +96,8 @@ pub struct Report {
     pub stages: Vec<StageScore>,
     /// Every test's result.
     pub results: Vec<TestResult>,
+    /// What each result is worth when it passes (aligned with `results`).
+    pub weights: Vec<f64>,
     /// Wall time of the grading, build included.
     pub elapsed: Duration,
     /// Set when the tree did not compile (every stage then scores zero).
@@ -63,29 +107,41 @@ pub struct Report {
 impl Report {
     /// Scores `results` for the selected stages.
     pub fn new(selection: &Selection, results: Vec<TestResult>, elapsed: Duration) -> Self {
+        let weights = weights(&results);
         let stages = selection
             .stages()
             .iter()
             .map(|&stage| {
-                let of_stage = results.iter().filter(|r| r.stage == stage);
-                let total = of_stage.clone().count();
-                let passed = of_stage.filter(|r| r.outcome.status.passed()).count();
-                let points = if total == 0 {
-                    0.0
-                } else {
-                    f64::from(stage.points) * passed as f64 / total as f64
-                };
+                let of_stage: Vec<(&TestResult, f64)> = results
+                    .iter()
+                    .zip(weights.iter().copied())
+                    .filter(|(r, _)| r.stage == stage)
+                    .collect();
+                let functions = of_stage
+                    .iter()
+                    .map(|(r, _)| test_function(&r.name))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
                 StageScore {
                     stage,
-                    passed,
-                    total,
-                    points,
+                    passed: of_stage
+                        .iter()
+                        .filter(|(r, _)| r.outcome.status.passed())
+                        .count(),
+                    total: of_stage.len(),
+                    functions,
+                    points: of_stage
+                        .iter()
+                        .filter(|(r, _)| r.outcome.status.passed())
+                        .map(|(_, w)| w)
+                        .sum(),
                 }
             })
             .collect();
         Report {
             stages,
             results,
+            weights,
             elapsed,
             build_failure: None,
         }
@@ -113,15 +169,38 @@ impl Report {
         self.build_failure.is_none() && self.stages.iter().all(|s| s.passed == s.total)
     }
 
-    fn points_of(&self, r: &TestResult) -> (f64, f64) {
-        let total = self
+    /// (points earned, points available) of result `i`.
+    fn points_of(&self, i: usize) -> (f64, f64) {
+        let each = self.weights.get(i).copied().unwrap_or(0.0);
+        let passed = self
             .results
-            .iter()
-            .filter(|x| x.stage == r.stage)
-            .count()
-            .max(1);
-        let each = f64::from(r.stage.points) / total as f64;
-        (if r.outcome.status.passed() { each } else { 0.0 }, each)
+            .get(i)
+            .is_some_and(|r| r.outcome.status.passed());
+        (if passed { each } else { 0.0 }, each)
+    }
+
+    /// What a failed result's report says: how it ended, then its summary (message, replay
+    /// command), then the last lines of its output when the message was not found.
+    fn failure_text(r: &TestResult, tail_lines: usize) -> String {
+        let mut text = String::new();
+        match &r.outcome.status {
+            Status::Crashed(why) | Status::NotRun(why) => text.push_str(&format!("{why}\n")),
+            Status::TimedOut => text.push_str(&format!(
+                "killed after {:.1} s (the per-test limit)\n",
+                r.outcome.duration.as_secs_f64()
+            )),
+            _ => {}
+        }
+        let summary = FailureSummary::from_output(&r.outcome.output, &r.name, r.stage);
+        text.push_str(&summary.render());
+        if summary.message.is_none() || !matches!(r.outcome.status, Status::Failed) {
+            let lines: Vec<&str> = r.outcome.output.lines().collect();
+            text.push_str("last lines of its output:\n");
+            for line in &lines[lines.len().saturating_sub(tail_lines)..] {
+                text.push_str(&format!("  | {line}\n"));
+            }
+        }
+        text
     }
 
     /// Prints failures (with the tail of their output) and the score table.
@@ -140,17 +219,7 @@ impl Report {
             .collect();
         for r in &failed {
             writeln!(out, "\n---- {} ({}) ----", r.name, r.outcome.status.label())?;
-            match &r.outcome.status {
-                Status::Crashed(why) | Status::NotRun(why) => writeln!(out, "{why}")?,
-                Status::TimedOut => writeln!(
-                    out,
-                    "killed after {:.1} s (the per-test limit)",
-                    r.outcome.duration.as_secs_f64()
-                )?,
-                _ => {}
-            }
-            let lines: Vec<&str> = r.outcome.output.lines().collect();
-            for line in &lines[lines.len().saturating_sub(25)..] {
+            for line in Self::failure_text(r, 25).lines() {
                 writeln!(out, "    {line}")?;
             }
         }
@@ -199,15 +268,25 @@ impl Report {
         let tests: Vec<_> = self
             .results
             .iter()
-            .map(|r| {
-                let (score, max) = self.points_of(r);
+            .enumerate()
+            .map(|(i, r)| {
+                let (score, max) = self.points_of(i);
+                let output = if r.outcome.status.passed() {
+                    r.outcome.status.label().to_owned()
+                } else {
+                    format!(
+                        "{}\n{}",
+                        r.outcome.status.label(),
+                        Self::failure_text(r, 100)
+                    )
+                };
                 json!({
                     "name": r.name,
                     "number": r.stage.name,
-                    "score": round2(score),
-                    "max_score": round2(max),
+                    "score": round4(score),
+                    "max_score": round4(max),
                     "status": if r.outcome.status.passed() { "passed" } else { "failed" },
-                    "output": format!("{}\n{}", r.outcome.status.label(), r.outcome.output),
+                    "output": output,
                     "tags": [format!("stage {}", r.stage.name)],
                 })
             })
@@ -260,10 +339,12 @@ impl Report {
                 if r.outcome.status.passed() {
                     xml.push_str("/>\n");
                 } else {
+                    let summary = FailureSummary::from_output(&r.outcome.output, &r.name, r.stage);
                     xml.push_str(&format!(
-                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                        ">\n      <failure message=\"{}: {}\">{}</failure>\n    </testcase>\n",
                         r.outcome.status.label(),
-                        escape(&r.outcome.output)
+                        escape(summary.headline()),
+                        escape(&Self::failure_text(r, 100))
                     ));
                 }
             }
@@ -291,6 +372,11 @@ impl Report {
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
+}
+
+/// Per-test points can be small fractions (a case of a 20-case function): keep four places.
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
 }
 
 /// Escapes text for XML attributes and content; drops characters XML cannot carry.
@@ -352,6 +438,7 @@ mod tests {
                 stage: Stage::by_name("1").unwrap(),
                 passed: 1,
                 total: 2,
+                functions: 2,
                 points: 5.0
             }
         );
@@ -364,6 +451,78 @@ mod tests {
             "a stage without a suite adds no points"
         );
         assert!(!r.full_marks());
+    }
+
+    /// A table-driven test weighs what a single test weighs: its cases share its points.
+    #[test]
+    fn cases_of_one_function_share_its_points() {
+        let sel: Selection = "2aa".parse().unwrap();
+        let mut results = vec![result("raft_2aa::single_2aa", "2aa", Status::Passed)];
+        for i in 0..20 {
+            let status = if i < 5 {
+                Status::Failed
+            } else {
+                Status::Passed
+            };
+            results.push(result(
+                &format!("raft_2aa::table_2aa::case_{i}_named"),
+                "2aa",
+                status,
+            ));
+        }
+        let r = Report::new(&sel, results, Duration::from_secs(1));
+        assert_eq!(r.stages[0].functions, 2);
+        assert_eq!(r.stages[0].total, 21);
+        // 10 points: 5 to the single test, 5 shared by 20 cases (0.25 each), 15 passed.
+        assert!((r.score() - 8.75).abs() < 1e-9, "{}", r.score());
+        assert!((r.weights[0] - 5.0).abs() < 1e-9);
+        assert!((r.weights[1] - 0.25).abs() < 1e-9);
+        assert_eq!(test_function("a_2aa::t_2aa::case_3"), "a_2aa::t_2aa");
+        assert_eq!(test_function("a_2aa::t_2aa"), "a_2aa::t_2aa");
+        assert_eq!(test_function("t_1"), "t_1");
+    }
+
+    /// A failure's report leads with its message and replay command, in the table's
+    /// failure list, in results.json and in JUnit alike.
+    #[test]
+    fn failures_lead_with_message_and_replay() {
+        let sel: Selection = "2b".parse().unwrap();
+        let mut noisy = String::new();
+        for i in 0..300 {
+            noisy.push_str(&format!("captured line {i}\n"));
+        }
+        noisy.push_str("thread 'cluster_2b::basic_2b' panicked at harness/src/x.rs:1:2:\nclient 0 lost an append\nbasic_2b failed: replay with LABS_SEED=77\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n");
+        let mut failed = result("cluster_2b::basic_2b", "2b", Status::Failed);
+        failed.outcome.output = noisy;
+        let r = Report::new(&sel, vec![failed], Duration::from_secs(1));
+        let mut out = Vec::new();
+        r.print(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let head = text
+            .split("---- cluster_2b::basic_2b (FAIL) ----\n")
+            .nth(1)
+            .unwrap_or("");
+        assert!(head.starts_with("    client 0 lost an append\n"), "{text}");
+        assert!(
+            text.contains("replay: LABS_SEED=77 cargo test -p labs --features 2b --test suite -- --exact cluster_2b::basic_2b"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("captured line 299"),
+            "the raw output is not needed: {text}"
+        );
+        let j = r.gradescope_json();
+        let output = j["tests"][0]["output"].as_str().unwrap_or("");
+        assert!(
+            output.starts_with("FAIL\nclient 0 lost an append"),
+            "{output}"
+        );
+        assert!(output.contains("replay: LABS_SEED=77"), "{output}");
+        let x = r.junit_xml();
+        assert!(
+            x.contains("<failure message=\"FAIL: client 0 lost an append\">"),
+            "{x}"
+        );
     }
 
     #[test]

@@ -68,15 +68,33 @@ impl Outcome {
     }
 }
 
+/// How the grader runs each test's process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunEnv {
+    /// Show backtraces (`RUST_BACKTRACE=1`); off by default, whatever the grader's own
+    /// environment says, so a failure's report leads with its message, not a stack.
+    pub backtrace: bool,
+    /// Run the seeded tests under this many seeds (`LABS_SEEDS`); `None`: one fixed seed.
+    pub seeds: Option<u32>,
+}
+
 /// Runs test `name` of `binary` alone in a child process, killing it after `timeout`.
-pub fn run_test(binary: &Path, name: &str, timeout: Duration, cwd: &Path) -> Outcome {
+///
+/// The child's environment is the grader's with the variables that change what a test does
+/// pinned: `RUST_BACKTRACE` (and `RUST_LIB_BACKTRACE`) from `env.backtrace`, `LABS_SEEDS`
+/// from `env.seeds`, and `LABS_SEED` (a replay of one seed) removed: grading never runs one
+/// student-chosen seed.
+pub fn run_test(binary: &Path, name: &str, timeout: Duration, cwd: &Path, env: &RunEnv) -> Outcome {
     let mut cmd = Command::new(binary);
     // Output stays captured by libtest (and is shown for failures), so a test that prints
     // cannot split its own verdict line.
     cmd.args([name, "--exact", "--test-threads", "1"])
         .current_dir(cwd);
-    if std::env::var_os("RUST_BACKTRACE").is_none() {
-        cmd.env("RUST_BACKTRACE", "0");
+    let bt = if env.backtrace { "1" } else { "0" };
+    cmd.env("RUST_BACKTRACE", bt).env("RUST_LIB_BACKTRACE", bt);
+    cmd.env_remove("LABS_SEED").env_remove("LABS_SEEDS");
+    if let Some(k) = env.seeds {
+        cmd.env("LABS_SEEDS", k.to_string());
     }
     run_command(cmd, name, timeout)
 }
