@@ -170,3 +170,125 @@ fn progress(done: usize, total: usize, tty: bool) {
         eprintln!("  {done}/{total} tests done");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A throwaway workspace whose `labs` suite holds two passing tests of stage 1 and four
+    /// hostile ones: a hang, a panic, an abort, and a test that floods its output and fails.
+    fn hostile_tree(dir: &std::path::Path) -> std::io::Result<()> {
+        let features: String = crate::stages::STAGES
+            .iter()
+            .map(|s| format!("\"{}\" = []\n", s.name))
+            .collect();
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"labs\"]\nresolver = \"2\"\n",
+        )?;
+        std::fs::create_dir_all(dir.join("labs/tests/suite"))?;
+        std::fs::create_dir_all(dir.join("labs/src"))?;
+        std::fs::write(dir.join("labs/src/lib.rs"), "")?;
+        std::fs::write(
+            dir.join("labs/Cargo.toml"),
+            format!(
+                "[package]\nname = \"labs\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[features]\n{features}\n[[test]]\nname = \"suite\"\npath = \"tests/suite/main.rs\"\n"
+            ),
+        )?;
+        std::fs::write(
+            dir.join("labs/tests/suite/main.rs"),
+            r#"
+#[test]
+fn passes_1() {}
+
+#[test]
+fn also_passes_1() {
+    assert_eq!(1 + 1, 2);
+}
+
+#[test]
+fn hangs_1() {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn panics_1() {
+    panic!("the reason it failed");
+}
+
+#[test]
+fn aborts_1() {
+    std::process::abort();
+}
+
+#[test]
+fn floods_1() {
+    for i in 0..300_000 {
+        println!("flood line {i} flood flood flood flood");
+    }
+    panic!("flooded, then failed");
+}
+"#,
+        )
+    }
+
+    /// Hostile tests cost their own points only: a hang is killed at the limit, an abort is a
+    /// crash, a flood is cut to a bounded output that still leads with the failure's message,
+    /// and the two good tests earn their full share. This builds a tiny crate with cargo and
+    /// spends the (short) per-test limit in real time: the limit guards against hangs, so it
+    /// is real time by nature.
+    #[test]
+    fn hostile_tests_score_zero_and_the_rest_full() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("tempdir: {e}"),
+        };
+        if let Err(e) = hostile_tree(dir.path()) {
+            panic!("writing the tree: {e}");
+        }
+        let opts = GradeOptions {
+            workspace: dir.path().to_path_buf(),
+            selection: "1".parse().unwrap_or_else(|e| panic!("{e}")),
+            jobs: 2,
+            timeout: Duration::from_secs(3),
+            release: false,
+            out_dir: dir.path().join("out"),
+            env: run::RunEnv::default(),
+        };
+        let report = match grade(&opts) {
+            Ok(r) => r,
+            Err(e) => panic!("grading failed: {e}"),
+        };
+        assert!(report.build_failure.is_none(), "{:?}", report.build_failure);
+        let status = |name: &str| {
+            report
+                .results
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| r.outcome.status.clone())
+        };
+        assert_eq!(status("passes_1"), Some(run::Status::Passed));
+        assert_eq!(status("also_passes_1"), Some(run::Status::Passed));
+        assert_eq!(status("hangs_1"), Some(run::Status::TimedOut));
+        assert_eq!(status("panics_1"), Some(run::Status::Failed));
+        assert!(
+            matches!(status("aborts_1"), Some(run::Status::Crashed(_))),
+            "{:?}",
+            status("aborts_1")
+        );
+        assert_eq!(status("floods_1"), Some(run::Status::Failed));
+        // 10 points over 6 functions: the two passing ones earn theirs.
+        assert!(
+            (report.score() - 10.0 / 3.0).abs() < 1e-9,
+            "{}",
+            report.score()
+        );
+        let flood = report.results.iter().find(|r| r.name == "floods_1");
+        assert!(flood.is_some_and(|r| r.outcome.output.len() < 200 * 1024));
+        let json = std::fs::read_to_string(dir.path().join("out/results.json")).unwrap_or_default();
+        assert!(json.contains("flooded, then failed"), "{json}");
+        assert!(json.contains("the reason it failed"), "{json}");
+    }
+}
