@@ -5,9 +5,11 @@
 //! [`stages`] names the stages and their points, and [`grade`] builds the suite, runs every
 //! test in its own child process under a time limit, and reports a score table plus
 //! Gradescope and JUnit files. [`bench`] times a stage's suite as `cargo test` runs it.
+//! [`kits`] writes the autograder kits (GitHub Classroom, Gradescope) into a handout.
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod grade;
+pub mod kits;
 pub mod mutants;
 pub mod stages;
