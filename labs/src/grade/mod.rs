@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod failure;
+pub mod pristine;
 pub mod report;
 pub mod run;
 
