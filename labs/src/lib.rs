@@ -6,10 +6,13 @@
 //! test in its own child process under a time limit, and reports a score table plus
 //! Gradescope and JUnit files. [`bench`] times a stage's suite as `cargo test` runs it.
 //! [`kits`] writes the autograder kits (GitHub Classroom, Gradescope) into a handout.
+//! [`handout`] writes the student tree of a set of stages and the manifest of what students
+//! must not change.
 #![deny(missing_docs)]
 
 pub mod bench;
 pub mod grade;
+pub mod handout;
 pub mod kits;
 pub mod mutants;
 pub mod stages;

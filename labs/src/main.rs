@@ -4,7 +4,8 @@
 //! prints the score table (see `labs grade --help`). `labs bench` times the selected stages'
 //! suites as `cargo test` runs them and reports the simulator's virtual/wall ratio.
 //! `labs mutants` checks that every classic student bug of the catalog is caught by the suite
-//! of its stage.
+//! of its stage. `labs handout` writes a student tree with the regions of some stages
+//! stripped, and its manifest (see `labs handout --help`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,6 +129,10 @@ enum Cmd {
         #[arg(long)]
         workspace: Option<PathBuf>,
     },
+    /// Write a student tree with the lab: regions of the --strip stages replaced by their
+    /// stubs, and .labs/manifest.json (hashes of the files students must not change); then
+    /// check that it builds, is clippy-clean, and fails each stripped stage's suite.
+    Handout(labs::handout::HandoutArgs),
 }
 
 fn default_workspace() -> PathBuf {
@@ -194,6 +199,7 @@ fn choose_mutants(
 fn main() -> ExitCode {
     let Cli { command } = Cli::parse();
     match command {
+        Cmd::Handout(args) => labs::handout::main(args, default_workspace(), cores()),
         Cmd::Grade {
             stage,
             jobs,

@@ -143,7 +143,9 @@ impl Selection {
 impl FromStr for Selection {
     type Err = UnknownStage;
 
-    /// Parses a comma-separated list such as `1,2a,3b` (`all` = every stage).
+    /// Parses a comma-separated list such as `1,2a,3b` (`all` = every stage). An item may be
+    /// an inclusive range in course order, `2b..3c` (= 2b, 2c, 3a, 3b, 3c); a group as an end
+    /// of a range stands for its first or last member (`2a..2b` = 2aa, 2ab, 2ac, 2b).
     fn from_str(list: &str) -> Result<Self, UnknownStage> {
         let mut chosen = Vec::new();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -151,7 +153,16 @@ impl FromStr for Selection {
             if name == "all" {
                 return Ok(Selection::all());
             }
-            if let Some((_, members)) = GROUPS.iter().find(|(g, _)| *g == name) {
+            if let Some((from, to)) = name.split_once("..") {
+                let first = course_position(from.trim(), End::First)?;
+                let last = course_position(to.trim(), End::Last)?;
+                if first > last {
+                    return Err(UnknownStage(format!(
+                        "{name} (a range runs in course order)"
+                    )));
+                }
+                chosen.extend_from_slice(&STAGES[first..=last]);
+            } else if let Some((_, members)) = GROUPS.iter().find(|(g, _)| *g == name) {
                 chosen.extend(members.iter().filter_map(|m| Stage::by_name(m)));
             } else {
                 chosen.push(Stage::by_name(&name).ok_or_else(|| UnknownStage(name.clone()))?);
@@ -164,6 +175,29 @@ impl FromStr for Selection {
         chosen.dedup();
         Ok(Selection(chosen))
     }
+}
+
+/// Which end of a range a name stands at.
+#[derive(Clone, Copy)]
+enum End {
+    First,
+    Last,
+}
+
+/// The position in [`STAGES`] of a range's end: a stage, or a group's first or last member.
+fn course_position(name: &str, end: End) -> Result<usize, UnknownStage> {
+    let member = match GROUPS.iter().find(|(g, _)| *g == name) {
+        Some((_, members)) if !members.is_empty() => match end {
+            End::First => members.first(),
+            End::Last => members.last(),
+        }
+        .copied(),
+        Some(_) => None,
+        None => Some(name),
+    };
+    member
+        .and_then(|m| STAGES.iter().position(|s| s.name == m))
+        .ok_or_else(|| UnknownStage(name.to_owned()))
 }
 
 #[cfg(test)]
@@ -202,6 +236,24 @@ mod tests {
         assert_eq!("all".parse::<Selection>().unwrap(), Selection::all());
         assert!("5".parse::<Selection>().is_err());
         assert!("".parse::<Selection>().is_err());
+    }
+
+    #[test]
+    fn selections_take_inclusive_ranges_in_course_order() {
+        let names = |s: &str| -> Vec<&str> {
+            let sel: Selection = s.parse().unwrap();
+            sel.stages().iter().map(|s| s.name).collect()
+        };
+        assert_eq!(names("2b..3c"), ["2b", "2c", "3a", "3b", "3c"]);
+        assert_eq!(names("2b..2b"), ["2b"]);
+        assert_eq!(names("2a..2b"), ["2aa", "2ab", "2ac", "2b"]);
+        assert_eq!(names("1..2a"), ["1", "2aa", "2ab", "2ac"]);
+        assert_eq!(names("2ab .. 2ac, 3b"), ["2ab", "2ac", "3b"]);
+        assert_eq!(names("3a..3b,2c..3a"), ["2c", "3a", "3b"]);
+        assert!("3c..2b".parse::<Selection>().is_err(), "backwards");
+        assert!("2b..9".parse::<Selection>().is_err());
+        assert!("all..3c".parse::<Selection>().is_err());
+        assert!("..3c".parse::<Selection>().is_err());
     }
 
     #[test]

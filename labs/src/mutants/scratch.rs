@@ -39,9 +39,21 @@ impl Scratch {
 
     /// Makes the copy equal to `workspace`'s sources; returns how many files were written.
     pub fn sync_from(&self, workspace: &Path) -> io::Result<usize> {
-        fs::create_dir_all(&self.tree)?;
-        sync_dir(workspace, &self.tree, true)
+        sync_tree(workspace, &self.tree, &|_| None)
     }
+}
+
+/// Makes `to` a copy of `from`'s sources (everything but build output and `.git`), writing
+/// only files whose content differs and deleting files `from` does not have (`to`'s own
+/// `target` and top-level `.git` are kept). `replace` may give, by path relative to `from`,
+/// the content a file gets instead of its own. Returns how many files were written or deleted.
+pub fn sync_tree(
+    from: &Path,
+    to: &Path,
+    replace: &dyn Fn(&Path) -> Option<Vec<u8>>,
+) -> io::Result<usize> {
+    fs::create_dir_all(to)?;
+    sync_dir(from, to, Path::new(""), replace)
 }
 
 fn skipped(name: &std::ffi::OsStr, top: bool) -> bool {
@@ -50,7 +62,13 @@ fn skipped(name: &std::ffi::OsStr, top: bool) -> bool {
     SKIPPED.contains(&name.as_ref()) && (top || name == "target")
 }
 
-fn sync_dir(from: &Path, to: &Path, top: bool) -> io::Result<usize> {
+fn sync_dir(
+    from: &Path,
+    to: &Path,
+    rel: &Path,
+    replace: &dyn Fn(&Path) -> Option<Vec<u8>>,
+) -> io::Result<usize> {
+    let top = rel.as_os_str().is_empty();
     let mut written = 0;
     let mut seen = Vec::new();
     for entry in fs::read_dir(from)? {
@@ -67,9 +85,12 @@ fn sync_dir(from: &Path, to: &Path, top: bool) -> io::Result<usize> {
                 fs::remove_file(&dest)?;
             }
             fs::create_dir_all(&dest)?;
-            written += sync_dir(&entry.path(), &dest, false)?;
+            written += sync_dir(&entry.path(), &dest, &rel.join(&name), replace)?;
         } else if kind.is_file() {
-            let content = fs::read(entry.path())?;
+            let content = match replace(&rel.join(&name)) {
+                Some(c) => c,
+                None => fs::read(entry.path())?,
+            };
             if dest.is_dir() {
                 fs::remove_dir_all(&dest)?;
             }
@@ -133,5 +154,21 @@ mod tests {
         );
         assert!(!scratch.tree.join("stale.rs").exists());
         assert!(scratch.tree.join("target").exists());
+    }
+
+    #[test]
+    fn sync_tree_substitutes_replaced_files() {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        fs::create_dir_all(src.path().join("raft/src")).unwrap();
+        fs::write(src.path().join("raft/src/lib.rs"), "reference").unwrap();
+        fs::write(src.path().join("Cargo.toml"), "[workspace]").unwrap();
+        let replace = |rel: &Path| (rel == Path::new("raft/src/lib.rs")).then(|| b"stub".to_vec());
+        assert_eq!(sync_tree(src.path(), dst.path(), &replace).unwrap(), 2);
+        assert_eq!(
+            fs::read_to_string(dst.path().join("raft/src/lib.rs")).unwrap(),
+            "stub"
+        );
+        assert_eq!(sync_tree(src.path(), dst.path(), &replace).unwrap(), 0);
     }
 }

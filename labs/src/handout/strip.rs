@@ -1,0 +1,156 @@
+//! Stripping: a region of a selected stage loses its reference code and keeps its stub.
+//!
+//! A stripped region keeps its `lab:begin` and `lab:end` lines, so the student sees where
+//! their code goes (and a later check can tell code inside regions from code outside them);
+//! between them stand the region's stub lines, uncommented, at the indentation of their
+//! `lab:stub` line. Regions of other stages and every line outside a stripped region are
+//! left byte for byte.
+
+use std::path::Path;
+
+use super::markers::{self, MarkerError, Region};
+use crate::stages::Selection;
+
+/// `source` with the regions of `selection` stripped, given its parsed `regions`.
+pub fn strip_regions(source: &str, regions: &[Region], selection: &Selection) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut regions = regions
+        .iter()
+        .filter(|r| selection.contains(r.stage))
+        .peekable();
+    for (i, line) in source.split_inclusive('\n').enumerate() {
+        let n = i + 1;
+        // Drop any region already behind this line (regions are in file order).
+        while regions.next_if(|r| r.end < n).is_some() {}
+        match regions.peek() {
+            Some(r) if n == r.begin => {
+                out.push_str(line);
+                r.stub.iter().for_each(|s| out.push_str(s));
+            }
+            Some(r) if n == r.end => out.push_str(line),
+            Some(r) if r.begin < n && n < r.end => {}
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// What stripping one file did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stripped {
+    /// The new content.
+    pub source: String,
+    /// The regions stripped.
+    pub regions: Vec<Region>,
+    /// Every region of the file, stripped or not.
+    pub all_regions: Vec<Region>,
+}
+
+/// Parses `source` (errors are labelled with `path`) and strips the regions of `selection`.
+pub fn strip_source(
+    path: &Path,
+    source: &str,
+    selection: &Selection,
+) -> Result<Stripped, Vec<MarkerError>> {
+    let all_regions = markers::parse(path, source)?;
+    let stripped: Vec<Region> = all_regions
+        .iter()
+        .filter(|r| selection.contains(r.stage))
+        .cloned()
+        .collect();
+    Ok(Stripped {
+        source: strip_regions(source, &stripped, selection),
+        regions: stripped,
+        all_regions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCE: &str = "use a::B;\n\
+        \n\
+        fn tick(&mut self) {\n\
+        \x20   // lab:begin 2aa\n\
+        \x20   // lab:stub todo!(\"2aa: timers\")\n\
+        \x20   self.elapsed += 1;\n\
+        \x20   // lab:end 2aa\n\
+        }\n\
+        \n\
+        fn commit(&mut self) -> bool {\n\
+        \x20       // lab:begin 2ab\n\
+        \x20       // lab:stub // TODO(2ab): commit.\n\
+        \x20     // lab:stub false\n\
+        \x20       self.maybe_commit()\n\
+        \x20       // lab:end 2ab\n\
+        }\n\
+        // lab:begin 3b\n\
+        fn helper() {}\n\
+        // lab:end 3b\n\
+        const X: u8 = 1;";
+
+    fn strip(set: &str) -> String {
+        let selection: Selection = set.parse().unwrap();
+        strip_source(Path::new("x.rs"), SOURCE, &selection)
+            .unwrap()
+            .source
+    }
+
+    #[test]
+    fn replaces_regions_by_their_stubs_keeping_indentation() {
+        let out = strip("2aa,2ab,3b");
+        let expected = "use a::B;\n\
+            \n\
+            fn tick(&mut self) {\n\
+            \x20   // lab:begin 2aa\n\
+            \x20   todo!(\"2aa: timers\")\n\
+            \x20   // lab:end 2aa\n\
+            }\n\
+            \n\
+            fn commit(&mut self) -> bool {\n\
+            \x20       // lab:begin 2ab\n\
+            \x20       // TODO(2ab): commit.\n\
+            \x20     false\n\
+            \x20       // lab:end 2ab\n\
+            }\n\
+            // lab:begin 3b\n\
+            // lab:end 3b\n\
+            const X: u8 = 1;";
+        assert_eq!(out, expected);
+        // The stripped file is still a valid marked file, with no stubs left.
+        let again = markers::parse(Path::new("x.rs"), &out).unwrap();
+        assert_eq!(again.len(), 3);
+        assert!(again.iter().all(|r| r.stub.is_empty()));
+    }
+
+    #[test]
+    fn leaves_other_stages_regions_and_the_rest_untouched() {
+        assert_eq!(strip("2b,3a"), SOURCE, "no region of these stages");
+        let out = strip("2ab");
+        assert!(out.contains("// lab:stub todo!(\"2aa: timers\")\n    self.elapsed += 1;"));
+        assert!(out.contains("fn helper() {}"));
+        assert!(!out.contains("self.maybe_commit()"));
+        assert!(out.ends_with("const X: u8 = 1;"), "no newline added");
+        // Only the region's interior changed.
+        let removed: Vec<&str> = SOURCE.lines().filter(|l| !out.contains(l)).collect();
+        assert_eq!(
+            removed,
+            [
+                "        // lab:stub // TODO(2ab): commit.",
+                "      // lab:stub false",
+                "        self.maybe_commit()"
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_the_regions_it_stripped() {
+        let selection: Selection = "2ab,3b".parse().unwrap();
+        let s = strip_source(Path::new("x.rs"), SOURCE, &selection).unwrap();
+        let stages: Vec<&str> = s.regions.iter().map(|r| r.stage.name).collect();
+        assert_eq!(stages, ["2ab", "3b"]);
+        assert_eq!(s.all_regions.len(), 3);
+        assert!(strip_source(Path::new("x.rs"), "// lab:end 2b\n", &selection).is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! Stripping a whole tree: which files are scanned for regions, and the copy to the out dir.
+//!
+//! Every `.rs` file of the workspace is scanned for markers and stripped, except under the
+//! directories copied whole ([`WHOLE`]: the suites and grader, the harness, the protos) and
+//! build output. So a new lab crate is covered without being listed here. Every marker error
+//! of the tree is collected before anything is written.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::markers::{MarkerError, Region};
+use super::strip::strip_source;
+use super::HandoutError;
+use crate::mutants::scratch::sync_tree;
+use crate::stages::Selection;
+
+/// Top-level directories copied whole, never scanned for markers.
+pub const WHOLE: &[&str] = &["labs", "harness", "proto"];
+
+/// Directories skipped at every depth.
+const SKIPPED: &[&str] = &["target", ".git"];
+
+/// One region found in the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRegion {
+    /// The file, relative to the workspace root.
+    pub file: PathBuf,
+    /// The region.
+    pub region: Region,
+    /// Whether the selection strips it.
+    pub stripped: bool,
+}
+
+/// What stripping the tree will write.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The new content of every file that changes, by path relative to the workspace root.
+    pub files: BTreeMap<PathBuf, String>,
+    /// Every region of the tree, in file order.
+    pub regions: Vec<FoundRegion>,
+}
+
+impl Plan {
+    /// Scans `workspace` and strips the regions of `selection` in memory; fails with every
+    /// marker error of the tree.
+    pub fn new(workspace: &Path, selection: &Selection) -> Result<Plan, HandoutError> {
+        let mut sources = Vec::new();
+        collect_sources(workspace, Path::new(""), &mut sources)?;
+        let mut plan = Plan::default();
+        let mut errors: Vec<MarkerError> = Vec::new();
+        for rel in sources {
+            let path = workspace.join(&rel);
+            let source = fs::read_to_string(&path).map_err(|e| HandoutError::io(&path, e))?;
+            match strip_source(&rel, &source, selection) {
+                Ok(s) => {
+                    plan.regions
+                        .extend(s.all_regions.into_iter().map(|region| FoundRegion {
+                            file: rel.clone(),
+                            stripped: selection.contains(region.stage),
+                            region,
+                        }));
+                    if s.source != source {
+                        plan.files.insert(rel, s.source);
+                    }
+                }
+                Err(e) => errors.extend(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(plan)
+        } else {
+            Err(HandoutError::Markers(errors))
+        }
+    }
+
+    /// Writes the stripped copy of `workspace` to `out`; returns how many files were written.
+    pub fn write(&self, workspace: &Path, out: &Path) -> Result<usize, HandoutError> {
+        let replace = |rel: &Path| self.files.get(rel).map(|s| s.clone().into_bytes());
+        sync_tree(workspace, out, &replace).map_err(|e| HandoutError::io(out, e))
+    }
+}
+
+/// The `.rs` files under `dir` (relative path `rel` from the workspace root) to scan.
+fn collect_sources(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<(), HandoutError> {
+    let dir = root.join(rel);
+    let mut entries: Vec<_> = fs::read_dir(&dir)
+        .map_err(|e| HandoutError::io(&dir, e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| HandoutError::io(&dir, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        let name_str = name.to_string_lossy();
+        let top = rel.as_os_str().is_empty();
+        if SKIPPED.contains(&name_str.as_ref()) || (top && WHOLE.contains(&name_str.as_ref())) {
+            continue;
+        }
+        let child = rel.join(&name);
+        let kind = entry
+            .file_type()
+            .map_err(|e| HandoutError::io(&entry.path(), e))?;
+        if kind.is_dir() {
+            collect_sources(root, &child, out)?;
+        } else if kind.is_file() && name_str.ends_with(".rs") {
+            out.push(child);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let path = root.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    const MARKED: &str =
+        "fn f() {\n    // lab:begin 2b\n    // lab:stub todo!()\n    1\n    // lab:end 2b\n}\n";
+
+    #[test]
+    fn strips_lab_crates_and_copies_the_rest_whole() {
+        let src = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        write(src.path(), "Cargo.toml", "[workspace]");
+        write(src.path(), "raftstore/src/peer.rs", MARKED);
+        write(
+            src.path(),
+            "raft/src/lib.rs",
+            MARKED.replace("2b", "2aa").as_str(),
+        );
+        write(src.path(), "labs/tests/suite/x.rs", MARKED);
+        write(src.path(), "harness/src/lib.rs", "// lab:oops\n");
+        write(src.path(), "raftstore/target/debug/y.rs", "// lab:oops\n");
+        let plan = Plan::new(src.path(), &"2b".parse().unwrap()).unwrap();
+        assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.regions.len(), 2);
+        assert_eq!(
+            plan.regions.iter().filter(|r| r.stripped).count(),
+            1,
+            "the 2aa region stays"
+        );
+        plan.write(src.path(), out.path()).unwrap();
+        let peer = fs::read_to_string(out.path().join("raftstore/src/peer.rs")).unwrap();
+        assert_eq!(
+            peer,
+            "fn f() {\n    // lab:begin 2b\n    todo!()\n    // lab:end 2b\n}\n"
+        );
+        for whole in ["labs/tests/suite/x.rs", "raft/src/lib.rs"] {
+            let text = fs::read_to_string(out.path().join(whole)).unwrap();
+            assert!(text.contains("    1\n"), "{whole} copied as it is");
+        }
+        assert!(!out.path().join("raftstore/target").exists());
+    }
+
+    #[test]
+    fn collects_every_marker_error_of_the_tree() {
+        let src = tempfile::tempdir().unwrap();
+        write(src.path(), "raft/src/a.rs", "// lab:begin 2aa\n");
+        write(src.path(), "scheduler/src/b.rs", "x\n// lab:end 3c\n");
+        let Err(HandoutError::Markers(errors)) = Plan::new(src.path(), &Selection::all()) else {
+            panic!("expected marker errors");
+        };
+        let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        assert_eq!(shown.len(), 2);
+        assert!(shown[0].starts_with("raft/src/a.rs:1: "), "{shown:?}");
+        assert!(shown[1].starts_with("scheduler/src/b.rs:2: "), "{shown:?}");
+    }
+}
