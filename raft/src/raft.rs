@@ -42,11 +42,11 @@ use rand::{Rng, SeedableRng};
 
 use crate::config::Config;
 use crate::eraftpb::{ConfState, Entry, EntryType, HardState, Message, MessageType};
-use crate::errors::{Error, Result, StorageError};
+use crate::errors::{Error, Result};
 use crate::progress::Progress;
 use crate::raft_log::RaftLog;
 use crate::storage::Storage;
-use crate::util::{validate_append, validate_message, validate_snapshot};
+use crate::util::{validate_message, validate_snapshot};
 
 pub use crate::util::{is_local_msg, is_response_msg};
 
@@ -156,6 +156,7 @@ impl<S: Storage> Raft<S> {
     /// conf state when `c.peers` is empty).
     pub fn new(c: &Config, storage: S) -> Result<Self> {
         // lab:begin 2aa
+        // lab:stub let _ = (c, storage);
         // lab:stub todo!("2aa: build a raft node from the config and storage")
         c.validate()?;
         let rs = storage.initial_state()?;
@@ -319,6 +320,7 @@ impl<S: Storage> Raft<S> {
     /// Emits no messages.
     pub fn become_follower(&mut self, term: u64, lead: u64) {
         // lab:begin 2aa
+        // lab:stub let _ = (term, lead);
         // lab:stub todo!("2aa: become a follower")
         self.reset(term);
         self.lead = lead;
@@ -369,6 +371,7 @@ impl<S: Storage> Raft<S> {
     // Appends entries created by this leader and counts its own replica.
     fn append_entries(&mut self, ents: Vec<Entry>) {
         // lab:begin 2aa
+        // lab:stub let _ = ents;
         // lab:stub todo!("2aa: append to the leader's log and update its own progress")
         let last = self.raft_log.append(ents);
         if let Some(pr) = self.prs.get_mut(&self.id) {
@@ -440,6 +443,7 @@ impl<S: Storage> Raft<S> {
     /// unsupported messages fail with [`Error::InvalidMessage`] and change nothing.
     pub fn step(&mut self, m: Message) -> Result<()> {
         // lab:begin 2aa
+        // lab:stub let _ = m;
         // lab:stub todo!("2aa: handle the term of a message, then dispatch on the role")
         // Local messages carry no meaningful term.
         let local = matches!(
@@ -485,6 +489,7 @@ impl<S: Storage> Raft<S> {
 
     fn step_follower(&mut self, m: Message) -> Result<()> {
         // lab:begin 2aa
+        // lab:stub let _ = m;
         // lab:stub todo!("2aa: follower message handling")
         match m.msg_type {
             MessageType::MsgPropose => Err(Error::ProposalDropped),
@@ -525,6 +530,7 @@ impl<S: Storage> Raft<S> {
 
     fn step_candidate(&mut self, m: Message) -> Result<()> {
         // lab:begin 2aa
+        // lab:stub let _ = m;
         // lab:stub todo!("2aa: candidate message handling")
         match m.msg_type {
             MessageType::MsgPropose => Err(Error::ProposalDropped),
@@ -548,6 +554,7 @@ impl<S: Storage> Raft<S> {
 
     fn step_leader(&mut self, m: Message) -> Result<()> {
         // lab:begin 2aa
+        // lab:stub let _ = m;
         // lab:stub todo!("2aa: leader message handling")
         match m.msg_type {
             MessageType::MsgBeat => {
@@ -575,6 +582,7 @@ impl<S: Storage> Raft<S> {
     // Grants or rejects a vote request.
     fn handle_request_vote(&mut self, m: &Message) {
         // lab:begin 2aa
+        // lab:stub let _ = m;
         // lab:stub todo!("2aa: decide whether to grant a vote")
         let can_vote = self.state == StateRole::Follower
             && (self.vote == m.from || (self.vote == INVALID_ID && self.lead == INVALID_ID));
@@ -595,6 +603,7 @@ impl<S: Storage> Raft<S> {
     // The leader side of a proposal: append the entries and replicate them.
     fn handle_propose(&mut self, m: Message) -> Result<()> {
         // lab:begin 2ab
+        // lab:stub self.check_proposal(&m.entries)?;
         // lab:stub // TODO(2ab): append the proposed entries and replicate them.
         // lab:stub let _ = m;
         // lab:stub Ok(())
@@ -658,8 +667,9 @@ impl<S: Storage> Raft<S> {
     /// whether a message was queued.
     pub fn send_append(&mut self, to: u64) -> bool {
         // lab:begin 2ab
-        // lab:stub // TODO(2ab): send the missing entries (or, 2c, a snapshot) to a peer.
-        // lab:stub let _ = to;
+        // lab:stub // TODO(2ab): send the missing entries to a peer (2c: or, when they are
+        // lab:stub // compacted, a snapshot with `self.send_snapshot(to)`).
+        // lab:stub let _ = (to, Self::send_snapshot);
         // lab:stub false
         if to == self.id {
             return false;
@@ -675,7 +685,9 @@ impl<S: Storage> Raft<S> {
         let mut next = pr.next_idx.max(1);
         let prev_term = match self.raft_log.term(next - 1) {
             Ok(t) => t,
-            Err(Error::Store(StorageError::Compacted)) => return self.send_snapshot(to),
+            Err(Error::Store(crate::errors::StorageError::Compacted)) => {
+                return self.send_snapshot(to)
+            }
             Err(_) => {
                 // `next_idx` is past the log (it cannot be, but do not trust it): probe
                 // from the end of the log.
@@ -732,6 +744,7 @@ impl<S: Storage> Raft<S> {
     // nothing if storage has none yet. Returns whether a message was queued.
     fn send_snapshot(&mut self, to: u64) -> bool {
         // lab:begin 2c
+        // lab:stub let _ = to;
         // lab:stub todo!("2c: send a snapshot to a peer that needs compacted entries")
         let snap = match self.raft_log.snapshot() {
             Ok(s) => s,
@@ -811,6 +824,7 @@ impl<S: Storage> Raft<S> {
     /// never commits past what its log is known to match.
     pub fn send_heartbeat(&mut self, to: u64) {
         // lab:begin 2aa
+        // lab:stub let _ = to;
         // lab:stub todo!("2aa: send a heartbeat")
         let commit = self
             .prs
@@ -846,8 +860,9 @@ impl<S: Storage> Raft<S> {
     /// into the log instead of being copied (what [`Raft::step`] uses).
     pub fn handle_append_entries_owned(&mut self, m: Message) {
         // lab:begin 2ab
+        // lab:stub let _ = m;
         // lab:stub todo!("2ab: check the append, append to the log, answer the leader")
-        if validate_append(&m).is_err() {
+        if crate::util::validate_append(&m).is_err() {
             return;
         }
         let mut m = m;
@@ -927,7 +942,9 @@ impl<S: Storage> Raft<S> {
     // Returns whether the commit index moved.
     fn maybe_commit(&mut self) -> bool {
         // lab:begin 2ab
-        // lab:stub // TODO(2ab): commit the highest index a majority has, if of this term.
+        // lab:stub // TODO(2ab): commit the highest index a majority has, if of this term
+        // lab:stub // (`self.match_buf` is a buffer to reuse for the match indexes).
+        // lab:stub let _ = &self.match_buf;
         // lab:stub false
         if self.prs.is_empty() {
             return false;
@@ -947,6 +964,7 @@ impl<S: Storage> Raft<S> {
     /// at most what this node's log is known to match) and answers.
     pub fn handle_heartbeat(&mut self, m: &Message) {
         // lab:begin 2aa
+        // lab:stub let _ = m;
         // lab:stub todo!("2aa: handle a heartbeat")
         self.raft_log.commit_to(m.commit);
         self.send(Message {
@@ -976,6 +994,7 @@ impl<S: Storage> Raft<S> {
     /// replaced by the snapshot's, and the leader is told the new last index.
     pub fn handle_snapshot(&mut self, m: &Message) {
         // lab:begin 2c
+        // lab:stub let _ = m;
         // lab:stub todo!("2c: install a snapshot from the leader")
         if validate_snapshot(m).is_err() {
             return;
@@ -1022,6 +1041,7 @@ impl<S: Storage> Raft<S> {
     // The leader side of `MsgTransferLeader`.
     fn handle_transfer_leader(&mut self, transferee: u64) {
         // lab:begin 3a
+        // lab:stub let _ = transferee;
         // lab:stub todo!("3a: start (or cancel) a leader transfer")
         if transferee == self.id {
             // Transferring to ourselves cancels a pending transfer.
@@ -1071,6 +1091,7 @@ impl<S: Storage> Raft<S> {
     /// Adds `id` to the membership (nothing if it is already a member).
     pub fn add_node(&mut self, id: u64) {
         // lab:begin 3a
+        // lab:stub let _ = id;
         // lab:stub todo!("3a: add a member")
         let next = self.raft_log.last_index() + 1;
         self.prs.entry(id).or_insert_with(|| Progress::new(next));
@@ -1081,6 +1102,7 @@ impl<S: Storage> Raft<S> {
     /// quorum shrank. Removing every node is allowed.
     pub fn remove_node(&mut self, id: u64) {
         // lab:begin 3a
+        // lab:stub let _ = id;
         // lab:stub todo!("3a: remove a member")
         if self.prs.remove(&id).is_none() {
             return;

@@ -86,6 +86,7 @@ impl<S: Storage> RaftLog<S> {
     /// first index − 1.
     pub fn new(storage: S) -> Result<Self> {
         // lab:begin 2aa
+        // lab:stub let _ = storage;
         // lab:stub todo!("2aa: load the log from storage")
         let first = storage.first_index()?;
         let last = storage.last_index()?;
@@ -268,6 +269,7 @@ impl<S: Storage> RaftLog<S> {
     /// `Unavailable` above.
     pub fn term(&self, i: u64) -> Result<u64> {
         // lab:begin 2aa
+        // lab:stub let _ = i;
         // lab:stub todo!("2aa: the term of an entry")
         if i == self.dummy_index {
             return Ok(self.dummy_term);
@@ -298,6 +300,7 @@ impl<S: Storage> RaftLog<S> {
     /// Whether a log ending at (`last_index`, `term`) is at least as up to date as this one.
     pub fn is_up_to_date(&self, last_index: u64, term: u64) -> bool {
         // lab:begin 2aa
+        // lab:stub let _ = (last_index, term);
         // lab:stub todo!("2aa: compare (last term, last index)")
         let my_term = self.last_term();
         term > my_term || (term == my_term && last_index >= self.last_index())
@@ -328,6 +331,7 @@ impl<S: Storage> RaftLog<S> {
     /// last index.
     pub fn append(&mut self, ents: Vec<Entry>) -> u64 {
         // lab:begin 2aa
+        // lab:stub let _ = ents;
         // lab:stub todo!("2aa: append entries at the end of the log")
         if let Some(first) = ents.first() {
             self.truncate_and_append_from(first.index);
@@ -362,6 +366,7 @@ impl<S: Storage> RaftLog<S> {
         ents: Vec<Entry>,
     ) -> Option<u64> {
         // lab:begin 2ab
+        // lab:stub let _ = (idx, term, committed_hint, ents);
         // lab:stub todo!("2ab: check the previous entry, resolve conflicts, append, commit")
         if !self.match_term(idx, term) {
             return None;
@@ -497,6 +502,7 @@ impl<S: Storage> RaftLog<S> {
     /// snapshot kept as pending until the application takes it from a `Ready`.
     pub fn restore(&mut self, snap: Snapshot) {
         // lab:begin 2c
+        // lab:stub let _ = snap;
         // lab:stub todo!("2c: reset the log to a snapshot")
         let meta = snap.get_metadata();
         self.entries.clear();

@@ -79,6 +79,7 @@ impl<S: Storage> RawNode<S> {
     /// something changes.
     pub fn new(c: &Config, storage: S) -> Result<Self> {
         // lab:begin 2ac
+        // lab:stub let _ = (c, storage);
         // lab:stub todo!("2ac: create the raft node and remember its initial states")
         let raft = Raft::new(c, storage)?;
         let prev_ss = raft.soft_state();
@@ -143,6 +144,7 @@ impl<S: Storage> RawNode<S> {
     /// A change for node 0 changes nothing.
     pub fn apply_conf_change(&mut self, cc: &ConfChange) -> Result<ConfState> {
         // lab:begin 3a
+        // lab:stub let _ = cc;
         // lab:stub todo!("3a: apply a membership change")
         if cc.node_id != 0 {
             match cc.change_type {
@@ -233,6 +235,7 @@ impl<S: Storage> RawNode<S> {
     /// stable, its committed entries applied, its states remembered as reported.
     pub fn advance(&mut self, rd: Ready) {
         // lab:begin 2ac
+        // lab:stub let _ = rd;
         // lab:stub todo!("2ac: record what the Ready delivered")
         if let Some(ss) = rd.soft_state {
             self.prev_ss = ss;

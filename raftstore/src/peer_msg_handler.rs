@@ -175,6 +175,7 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
     /// answers the callback.
     fn propose_command(&mut self, req: RaftCmdRequest, cb: Callback) {
         // lab:begin 2b
+        // lab:stub let _ = (req, cb);
         // lab:stub todo!("2b: check the requests, propose the encoded command, record the proposal")
         let term = self.peer.term();
         let proposed = (|| {
@@ -269,6 +270,7 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
             return Ok(());
         }
         // lab:begin 2b
+        // lab:stub let _ = entries;
         // lab:stub todo!("2b: apply the entries in one kv batch with the applied index, answer their proposals")
         let mut apply_state = self.peer.storage().apply_state().clone();
         tracing::trace!(

@@ -329,6 +329,7 @@ impl PeerStorage {
     /// `entries` must be contiguous and must not leave a hole after the current last index.
     pub fn append(&mut self, entries: &[Entry], raft_wb: &mut WriteBatch) -> Result<()> {
         // lab:begin 2b
+        // lab:stub let _ = (entries, raft_wb);
         // lab:stub todo!("2b: write the entries, delete stale ones after them, update last index/term")
         let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
             return Ok(());
@@ -386,6 +387,7 @@ impl PeerStorage {
     /// ([`crate::peer_msg_handler::PeerMsgHandler::start_applying_snapshot`]).
     pub fn save_ready_state(&mut self, ready: &Ready) -> Result<Option<ApplySnapResult>> {
         // lab:begin 2b
+        // lab:stub let _ = ready;
         // lab:stub todo!("2b: append the entries and update the hard state; write them with the raft state in one synced batch")
         let prev = (
             self.raft_state.clone(),

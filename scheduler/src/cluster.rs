@@ -258,6 +258,7 @@ impl RaftCluster {
     /// interleave between them.
     pub fn process_region_heartbeat(&self, region: RegionInfo) -> Result<()> {
         // lab:begin 3c
+        // lab:stub let _ = region;
         // lab:stub todo!("3c: refuse a stale heartbeat, cache the region, refresh the store statuses")
         let mut core = self.core.write();
         let stale = |against: &RegionInfo| Error::StaleRegion {

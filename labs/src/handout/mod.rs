@@ -261,7 +261,8 @@ fn prepare_out(workspace: &Path, out: &Path, force: bool) -> Result<(), HandoutE
             .map_err(|e| HandoutError::io(out, e))?
             .next()
             .is_none();
-        if !empty && !(force && out.join(MANIFEST_PATH).is_file()) {
+        let earlier_handout = out.join(MANIFEST_PATH).is_file();
+        if !(empty || force && earlier_handout) {
             return Err(HandoutError::OutNotEmpty(out.to_owned()));
         }
     } else {

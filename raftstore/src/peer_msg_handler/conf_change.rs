@@ -41,6 +41,7 @@ impl PeerMsgHandler<'_, '_> {
     /// caught up) and answers at once: the client watches who leads to see the outcome.
     pub(super) fn propose_transfer_leader(&mut self, req: RaftCmdRequest, cb: Callback) {
         // lab:begin 3b
+        // lab:stub let _ = (req, cb);
         // lab:stub todo!("3b: start the leader transfer and answer at once")
         let target = req.get_admin_request().get_transfer_leader().get_peer();
         self.peer.raft_group.transfer_leader(target.id);
@@ -58,6 +59,7 @@ impl PeerMsgHandler<'_, '_> {
     /// context (apply needs the peer's store, which raft's conf change does not carry).
     pub(super) fn propose_change_peer(&mut self, req: RaftCmdRequest, cb: Callback) {
         // lab:begin 3b
+        // lab:stub let _ = (req, cb);
         // lab:stub todo!("3b: check the change, propose it as a conf change, record the proposal")
         let term = self.peer.term();
         match self.try_propose_change_peer(&req) {
@@ -139,6 +141,7 @@ impl PeerMsgHandler<'_, '_> {
         wb: &mut WriteBatch,
     ) -> Result<CmdResponse> {
         // lab:begin 3b
+        // lab:stub let _ = (entry, wb);
         // lab:stub todo!("3b: apply the membership change to the region, raft and the peer cache")
         let cc = ConfChange::parse_from_bytes(&entry.data)
             .map_err(|e| Error::other(format!("undecodable conf change: {e}")))?;

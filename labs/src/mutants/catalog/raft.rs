@@ -348,7 +348,7 @@ pub const ENTRIES: &[Mutant] = &[
         bug: "the leader treats a compacted previous entry like one past its log and probes instead of sending a snapshot",
         file: "raft/src/raft.rs",
         after: "pub fn send_append(",
-        find: "Err(Error::Store(StorageError::Compacted)) => return self.send_snapshot(to),\n",
+        find: "Err(Error::Store(crate::errors::StorageError::Compacted)) => {\n                return self.send_snapshot(to)\n            }\n",
         replace: "",
     },
     Mutant {
