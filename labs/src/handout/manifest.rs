@@ -6,51 +6,40 @@
 //! {
 //!   "format": 1,
 //!   "stripped": ["2ab"],
-//!   "protected": ["labs/", "harness/", "proto/", ".ci/", ".cargo/", "Cargo.toml", ...],
+//!   "lab_crates": ["raft", "raftstore", "scheduler", "server"],
 //!   "files": { "Cargo.toml": "<sha256 hex>", "labs/src/main.rs": "<sha256 hex>", ... }
 //! }
 //! ```
 //!
-//! `protected` lists what students must leave alone: a path ending in `/` is a directory and
-//! covers everything below it, any other path is one file. `files` hashes every protected file
-//! of the handout (paths relative to the tree root, `/`-separated). [`verify`] compares a tree
-//! with a manifest: a protected file changed or missing, or a file added where everything is
-//! protected, is a [`Difference`].
+//! What is protected is the grader's rule ([`crate::grade::pristine::is_protected`]), so that
+//! `labs grade --pristine` and the manifest agree: every file except the `src/` of the lab
+//! crates (the crates with `lab:` markers, listed in `lab_crates`) and top-level Markdown
+//! files. So the suites, harness, grader, protos, `.ci/`, every `Cargo.toml` (a lab crate's
+//! too), `Cargo.lock` and `bench/` are protected; build output and `.git` are not looked at.
+//! `files` hashes every protected file of the handout (paths relative to the tree root,
+//! `/`-separated). [`verify`] compares a tree with a manifest: a protected file changed or
+//! missing, or a protected file the manifest does not know (a new `.cargo/config.toml`, a new
+//! test), is a [`Difference`].
 //!
-//! Not protected, so that students can work: the lab crates' sources and their `Cargo.toml`
-//! (a student may add a dependency), `Cargo.lock` (which follows such a dependency), the
-//! README and `bench/`. The manifest itself is not hashed: the grader must read the
-//! instructor's copy, never the one in a student's tree.
+//! The manifest does not hash itself: a grader must read the instructor's copy, never the
+//! one in a student's tree.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::HandoutError;
+pub use crate::grade::pristine::Difference;
+use crate::grade::pristine::{is_protected, lab_crates};
 
 /// The manifest's format version.
 pub const FORMAT: u32 = 1;
 
 /// Where the manifest lives in a handout, relative to its root.
 pub const MANIFEST_PATH: &str = ".labs/manifest.json";
-
-/// What students must not change: directories (ending in `/`) and single files, relative to
-/// the tree root. `.cargo/` and the toolchain files are protected though a handout has none,
-/// so that adding one (a `[patch]` of the harness, another compiler) shows as a difference.
-pub const PROTECTED: &[&str] = &[
-    "labs/",
-    "harness/",
-    "proto/",
-    ".ci/",
-    ".cargo/",
-    "Cargo.toml",
-    "rust-toolchain",
-    "rust-toolchain.toml",
-];
 
 /// Directories never hashed (build output, version control) at any depth.
 const SKIPPED: &[&str] = &["target", ".git"];
@@ -62,47 +51,22 @@ pub struct Manifest {
     pub format: u32,
     /// The stages stripped from the handout.
     pub stripped: Vec<String>,
-    /// The protected paths ([`PROTECTED`] when written).
-    pub protected: Vec<String>,
-    /// SHA-256 (lowercase hex) of every protected file, by path.
+    /// The lab crates, whose `src/` is the students'.
+    pub lab_crates: Vec<String>,
+    /// SHA-256 (lowercase hex) of every protected file, by `/`-separated relative path.
     pub files: BTreeMap<String, String>,
 }
 
-/// One way a tree differs from its manifest.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Difference {
-    /// A protected file whose content changed.
-    Changed(String),
-    /// A protected file that is gone.
-    Missing(String),
-    /// A file under a protected directory (or a protected file name) the manifest does not
-    /// know.
-    Added(String),
-}
-
-impl fmt::Display for Difference {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Difference::Changed(p) => write!(f, "changed: {p}"),
-            Difference::Missing(p) => write!(f, "missing: {p}"),
-            Difference::Added(p) => write!(f, "added: {p}"),
-        }
-    }
-}
-
 impl Manifest {
-    /// The manifest of `tree`: hashes of its files that `protected` covers.
-    pub fn of_tree(
-        tree: &Path,
-        stripped: Vec<String>,
-        protected: &[&str],
-    ) -> Result<Manifest, HandoutError> {
-        let protected: Vec<String> = protected.iter().map(|p| (*p).to_owned()).collect();
-        let files = hash_protected(tree, &protected)?;
+    /// The manifest of `tree`: hashes of its protected files, its lab crates being those
+    /// with `lab:` markers.
+    pub fn of_tree(tree: &Path, stripped: Vec<String>) -> Result<Manifest, HandoutError> {
+        let lab_crates = lab_crates(tree).map_err(|e| HandoutError::io(tree, e))?;
+        let files = hash_protected(tree, &lab_crates)?;
         Ok(Manifest {
             format: FORMAT,
             stripped,
-            protected,
+            lab_crates,
             files,
         })
     }
@@ -137,73 +101,70 @@ impl Manifest {
     }
 }
 
-/// How `tree`'s protected files differ from `manifest` (sorted; empty: untouched).
+/// How `tree`'s protected files differ from `manifest` (sorted; empty: untouched). The lab
+/// crates are the manifest's, not the tree's: deleting a crate's markers does not unprotect
+/// anything.
 pub fn verify(tree: &Path, manifest: &Manifest) -> Result<Vec<Difference>, HandoutError> {
-    let now = hash_protected(tree, &manifest.protected)?;
+    let now = hash_protected(tree, &manifest.lab_crates)?;
     let mut diffs = Vec::new();
     for (path, hash) in &manifest.files {
         match now.get(path) {
-            None => diffs.push(Difference::Missing(path.clone())),
-            Some(h) if h != hash => diffs.push(Difference::Changed(path.clone())),
+            None => diffs.push(Difference::Missing(PathBuf::from(path))),
+            Some(h) if h != hash => diffs.push(Difference::Changed(PathBuf::from(path))),
             Some(_) => {}
         }
     }
     diffs.extend(
         now.keys()
             .filter(|p| !manifest.files.contains_key(*p))
-            .map(|p| Difference::Added(p.clone())),
+            .map(|p| Difference::Added(PathBuf::from(p))),
     );
     diffs.sort();
     Ok(diffs)
 }
 
-/// Hashes of the files of `tree` that `protected` covers, by relative path.
+/// Hashes of the protected files of `tree`, by relative path.
 fn hash_protected(
     tree: &Path,
-    protected: &[String],
+    lab_crates: &[String],
 ) -> Result<BTreeMap<String, String>, HandoutError> {
     let mut files = BTreeMap::new();
-    for p in protected {
-        let path = tree.join(p.trim_end_matches('/'));
-        if p.ends_with('/') {
-            if path.is_dir() {
-                hash_dir(tree, &path, &mut files)?;
-            } else if path.exists() {
-                // A file where a directory is protected: it counts as an addition.
-                files.insert(relative(tree, &path), hash_file(&path)?);
-            }
-        } else if path.is_file() {
-            files.insert(p.clone(), hash_file(&path)?);
-        }
-    }
+    hash_dir(tree, Path::new(""), lab_crates, &mut files)?;
     Ok(files)
 }
 
 fn hash_dir(
     tree: &Path,
-    dir: &Path,
+    rel: &Path,
+    lab_crates: &[String],
     files: &mut BTreeMap<String, String>,
 ) -> Result<(), HandoutError> {
-    let entries = fs::read_dir(dir).map_err(|e| HandoutError::io(dir, e))?;
+    let dir = tree.join(rel);
+    let entries = fs::read_dir(&dir).map_err(|e| HandoutError::io(&dir, e))?;
     for entry in entries {
-        let entry = entry.map_err(|e| HandoutError::io(dir, e))?;
-        let path = entry.path();
-        if SKIPPED.contains(&entry.file_name().to_string_lossy().as_ref()) {
+        let entry = entry.map_err(|e| HandoutError::io(&dir, e))?;
+        let name = entry.file_name();
+        if SKIPPED.contains(&name.to_string_lossy().as_ref()) {
             continue;
         }
+        let child = rel.join(&name);
+        let path = tree.join(&child);
         let kind = entry.file_type().map_err(|e| HandoutError::io(&path, e))?;
         if kind.is_dir() {
-            hash_dir(tree, &path, files)?;
-        } else {
-            // Symlinks are hashed as what they point at; a dangling one fails loudly.
-            files.insert(relative(tree, &path), hash_file(&path)?);
+            hash_dir(tree, &child, lab_crates, files)?;
+            continue;
         }
+        let key = slash_path(&child);
+        if key == MANIFEST_PATH || !is_protected(&child, lab_crates) {
+            continue;
+        }
+        // Symlinks are hashed as what they point at; a dangling one fails loudly.
+        files.insert(key, hash_file(&path)?);
     }
     Ok(())
 }
 
-fn relative(tree: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(tree).unwrap_or(path);
+fn slash_path(rel: &Path) -> String {
     rel.components()
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
@@ -233,37 +194,42 @@ mod tests {
         for (rel, text) in [
             ("Cargo.toml", "[workspace]"),
             ("Cargo.lock", "lock"),
+            ("README.md", "read me"),
             ("labs/Cargo.toml", "[package]"),
             ("labs/tests/suite/main.rs", "mod raft_2aa;"),
             ("labs/target/debug/x", "build output"),
             ("harness/src/lib.rs", "pub mod cluster;"),
-            ("proto/proto/metapb.proto", "syntax"),
             (".ci/run", "cargo test"),
             ("raft/Cargo.toml", "[package]"),
-            ("raft/src/raft.rs", "fn tick() {}"),
+            ("raft/src/raft.rs", "// lab:begin 2aa\n// lab:end 2aa\n"),
         ] {
             write(t.path(), rel, text);
         }
         t
     }
 
+    fn p(rel: &str) -> PathBuf {
+        PathBuf::from(rel)
+    }
+
     #[test]
-    fn hashes_protected_files_only() {
+    fn hashes_every_file_but_lab_sources_and_top_level_markdown() {
         let t = tree();
-        let m = Manifest::of_tree(t.path(), vec!["2aa".into()], PROTECTED).unwrap();
+        let m = Manifest::of_tree(t.path(), vec!["2aa".into()]).unwrap();
+        assert_eq!(m.lab_crates, ["raft"]);
         let paths: Vec<&str> = m.files.keys().map(String::as_str).collect();
         assert_eq!(
             paths,
             [
                 ".ci/run",
+                "Cargo.lock",
                 "Cargo.toml",
                 "harness/src/lib.rs",
                 "labs/Cargo.toml",
                 "labs/tests/suite/main.rs",
-                "proto/proto/metapb.proto"
+                "raft/Cargo.toml"
             ]
         );
-        assert_eq!(m.files["Cargo.toml"].len(), 64);
         assert_eq!(verify(t.path(), &m).unwrap(), []);
     }
 
@@ -271,7 +237,7 @@ mod tests {
     fn hashes_are_sha256() {
         let t = tempfile::tempdir().unwrap();
         write(t.path(), "Cargo.toml", "abc");
-        let m = Manifest::of_tree(t.path(), vec![], PROTECTED).unwrap();
+        let m = Manifest::of_tree(t.path(), vec![]).unwrap();
         assert_eq!(
             m.files["Cargo.toml"],
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -281,15 +247,12 @@ mod tests {
     #[test]
     fn finds_changed_missing_and_added_files() {
         let t = tree();
-        let m = Manifest::of_tree(t.path(), vec![], PROTECTED).unwrap();
-        // Allowed: lab code, a lab crate's manifest, the lock file, build output.
+        let m = Manifest::of_tree(t.path(), vec![]).unwrap();
+        m.write(&t.path().join(MANIFEST_PATH)).unwrap();
+        // Allowed: lab code (even its markers), notes, build output, the manifest itself.
         write(t.path(), "raft/src/raft.rs", "fn tick() { todo!() }");
-        write(
-            t.path(),
-            "raft/Cargo.toml",
-            "[dependencies]\nrand = \"0.8\"",
-        );
-        write(t.path(), "Cargo.lock", "lock 2");
+        write(t.path(), "raft/src/new_module.rs", "");
+        write(t.path(), "NOTES.md", "mine");
         write(t.path(), "harness/target/x", "build output");
         assert_eq!(verify(t.path(), &m).unwrap(), []);
 
@@ -297,15 +260,15 @@ mod tests {
         fs::remove_file(t.path().join(".ci/run")).unwrap();
         write(t.path(), "harness/src/cheat.rs", "");
         write(t.path(), ".cargo/config.toml", "[patch]");
-        write(t.path(), "rust-toolchain.toml", "");
+        write(t.path(), "raft/Cargo.toml", "[dependencies]");
         assert_eq!(
             verify(t.path(), &m).unwrap(),
             [
-                Difference::Changed("labs/tests/suite/main.rs".into()),
-                Difference::Missing(".ci/run".into()),
-                Difference::Added(".cargo/config.toml".into()),
-                Difference::Added("harness/src/cheat.rs".into()),
-                Difference::Added("rust-toolchain.toml".into()),
+                Difference::Changed(p("labs/tests/suite/main.rs")),
+                Difference::Changed(p("raft/Cargo.toml")),
+                Difference::Added(p(".cargo/config.toml")),
+                Difference::Added(p("harness/src/cheat.rs")),
+                Difference::Missing(p(".ci/run")),
             ]
         );
     }
@@ -313,7 +276,7 @@ mod tests {
     #[test]
     fn round_trips_through_json() {
         let t = tree();
-        let m = Manifest::of_tree(t.path(), vec!["2b".into()], PROTECTED).unwrap();
+        let m = Manifest::of_tree(t.path(), vec!["2b".into()]).unwrap();
         let path = t.path().join(MANIFEST_PATH);
         m.write(&path).unwrap();
         assert_eq!(Manifest::read(&path).unwrap(), m);

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::stages::{Selection, Stage};
-use manifest::{Manifest, MANIFEST_PATH, PROTECTED};
+use manifest::{Manifest, MANIFEST_PATH};
 use markers::MarkerError;
 
 /// Why a handout could not be written or checked.
@@ -215,7 +215,7 @@ pub fn handout(opts: &HandoutOptions) -> Result<HandoutReport, HandoutError> {
         .iter()
         .map(|s| s.name.to_owned())
         .collect();
-    let manifest = Manifest::of_tree(&opts.out, names, PROTECTED)?;
+    let manifest = Manifest::of_tree(&opts.out, names)?;
     manifest.write(&opts.out.join(MANIFEST_PATH))?;
     let check = match &opts.check {
         None => None,
@@ -391,6 +391,7 @@ mod tests {
         let ws = tempfile::tempdir().unwrap();
         write(ws.path(), "Cargo.toml", "[workspace]");
         write(ws.path(), "labs/tests/suite/main.rs", "mod raft_2aa;");
+        write(ws.path(), "raft/Cargo.toml", "[package]");
         write(
             ws.path(),
             "raft/src/lib.rs",
@@ -416,7 +417,7 @@ mod tests {
         let report = handout(&opts(ws.path(), out.path(), false)).unwrap();
         assert_eq!(report.stripped.len(), 3, "2a = 2aa, 2ab, 2ac");
         assert_eq!(report.stripped[0].1, 1);
-        assert_eq!(report.protected_files, 2);
+        assert_eq!(report.protected_files, 3, "all but raft/src");
         let lib = fs::read_to_string(out.path().join("raft/src/lib.rs")).unwrap();
         assert!(lib.contains("    todo!()\n") && !lib.contains("    1\n"));
         let m = Manifest::read(&out.path().join(MANIFEST_PATH)).unwrap();
