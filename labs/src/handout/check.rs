@@ -1,10 +1,11 @@
 //! The checks on a written handout: it builds, clippy finds nothing, and the suite of every
 //! stripped stage fails.
 //!
-//! Builds use a target dir of their own (by default `target/labs/handout/target` of the
-//! instructor's tree, kept between runs). When it does not exist yet it is seeded with a copy
-//! of the instructor's dev build output (`target/debug`: dependencies, build scripts,
-//! fingerprints; not the incremental caches), so only the workspace crates compile.
+//! Builds use the handout's own `target/` (or `--target-dir`). When it has no build yet it is
+//! seeded with a copy of the instructor's dev build output (`target/debug`: dependencies,
+//! build scripts, fingerprints; not the incremental caches), so only the workspace crates
+//! compile; [`claim_target`] keeps a target dir from mistaking another tree's build of a file
+//! for this tree's.
 //!
 //! The suites of all stripped stages come from one build of the `suite` binary with every
 //! stage's feature (`--features all`; a feature only switches tests on, so a stage's tests
@@ -153,6 +154,48 @@ pub fn seed_target(source_target: &Path, target_dir: &Path) -> io::Result<bool> 
         }
     }
     Ok(true)
+}
+
+/// The file in a target dir naming the tree it last built.
+const STAMP: &str = "labs-handout-tree";
+
+/// Makes `target_dir` safe to build `tree` with. Cargo judges a workspace crate fresh by
+/// modification times, and knows it by its path relative to the workspace root, so a target
+/// dir that last built another tree (the instructor's, when seeded, or another handout) could
+/// pass off that tree's build of a file as this one's. Unless `target_dir` last built `tree`,
+/// every file of `tree` is touched, then `target_dir` is stamped with `tree`; returns whether
+/// files were touched.
+pub fn claim_target(tree: &Path, target_dir: &Path) -> io::Result<bool> {
+    let tree = tree.canonicalize()?;
+    let stamp = target_dir.join(STAMP);
+    let mine = tree.to_string_lossy().into_owned();
+    if fs::read_to_string(&stamp).ok().as_deref() == Some(mine.as_str()) {
+        return Ok(false);
+    }
+    touch_all(&tree, std::time::SystemTime::now())?;
+    fs::create_dir_all(target_dir)?;
+    fs::write(&stamp, mine)?;
+    Ok(true)
+}
+
+fn touch_all(dir: &Path, now: std::time::SystemTime) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "target" || name == ".git" {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            touch_all(&entry.path(), now)?;
+        } else if kind.is_file() {
+            fs::File::options()
+                .write(true)
+                .open(entry.path())?
+                .set_modified(now)?;
+        }
+    }
+    Ok(())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
@@ -354,5 +397,32 @@ mod tests {
         assert!(target.join("debug/deps/libx.rlib").is_file());
         assert!(!target.join("debug/incremental").exists());
         assert!(!seed_target(src.path(), &target).unwrap());
+    }
+
+    #[test]
+    fn a_target_dir_is_claimed_by_one_tree_at_a_time() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let file = a.path().join("lib.rs");
+        fs::write(&file, "x").unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(claim_target(a.path(), target.path()).unwrap());
+        assert!(
+            fs::metadata(&file).unwrap().modified().unwrap() > old,
+            "touched"
+        );
+        assert!(!claim_target(a.path(), target.path()).unwrap(), "same tree");
+        assert!(
+            claim_target(b.path(), target.path()).unwrap(),
+            "another tree"
+        );
+        assert!(claim_target(a.path(), target.path()).unwrap(), "back again");
     }
 }

@@ -84,8 +84,9 @@ pub struct HandoutArgs {
     /// Write the tree and manifest only: skip build, clippy and the suites.
     #[arg(long)]
     pub no_check: bool,
-    /// The target dir of the checks' builds (default: target/labs/handout/target of the
-    /// instructor's tree, seeded from its target/debug on first use).
+    /// The target dir of the checks' builds (default: the handout's target/, seeded from the
+    /// instructor's target/debug on first use). Sharing one between handouts is safe but
+    /// rebuilds the workspace crates at each switch.
     #[arg(long)]
     pub target_dir: Option<PathBuf>,
     /// Wall-clock limit, in seconds, for one stripped stage's suite.
@@ -229,6 +230,16 @@ pub fn handout(opts: &HandoutOptions) -> Result<HandoutReport, HandoutError> {
                     opts.workspace.join("target").display()
                 );
             }
+            if check::claim_target(&opts.out, &settings.target_dir)
+                .map_err(|e| HandoutError::io(&settings.target_dir, e))?
+            {
+                eprintln!(
+                    "labs handout: {} last built another tree: every file of {} touched, so \
+                     cargo rebuilds what it must",
+                    settings.target_dir.display(),
+                    opts.out.display()
+                );
+            }
             let report = check::check(&check::CheckOptions {
                 tree: &opts.out,
                 target_dir: &settings.target_dir,
@@ -340,14 +351,15 @@ pub fn main(args: HandoutArgs, default_workspace: PathBuf, threads: usize) -> Ex
         eprintln!("labs handout: --strip and --out are required");
         return ExitCode::from(2);
     };
+    // Absolute, so that cargo (run in the handout) finds the same target dir.
+    let absolute = |p: PathBuf| match std::env::current_dir() {
+        Ok(cwd) if p.is_relative() => cwd.join(p),
+        _ => p,
+    };
+    let out = absolute(out);
+    let target_dir = args.target_dir.map(absolute);
     let check = (!args.no_check).then(|| CheckSettings {
-        target_dir: args.target_dir.unwrap_or_else(|| {
-            workspace
-                .join("target")
-                .join("labs")
-                .join("handout")
-                .join("target")
-        }),
+        target_dir: target_dir.unwrap_or_else(|| out.join("target")),
         threads,
         timeout: Duration::from_secs(args.timeout.max(1)),
     });
