@@ -67,6 +67,11 @@ enum Cmd {
         /// the environment says, so a failure shows its message and replay command first).
         #[arg(long)]
         backtrace: bool,
+        /// The instructor's tree: grade only the lab crates' src/ of the workspace, inside a
+        /// copy of this tree (target/labs/pristine), and report every other file the
+        /// workspace changed, added or removed.
+        #[arg(long)]
+        pristine: Option<PathBuf>,
     },
     /// Time the selected stages' suites as `cargo test -p labs --features <stages>` runs
     /// them (build excluded) and report the virtual time the simulated clusters covered.
@@ -209,6 +214,7 @@ fn main() -> ExitCode {
             require_full,
             seeds,
             backtrace,
+            pristine,
         } => {
             let workspace = workspace.unwrap_or_else(default_workspace);
             let seeds = seeds.map(|k| k.max(1));
@@ -220,6 +226,7 @@ fn main() -> ExitCode {
                 timeout: Duration::from_secs(timeout.max(1) * u64::from(seeds.unwrap_or(1))),
                 release: !debug,
                 env: RunEnv { backtrace, seeds },
+                pristine,
             };
             match grade(&opts) {
                 Ok(report) if report.build_failure.is_some() => ExitCode::from(1),

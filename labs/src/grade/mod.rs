@@ -38,6 +38,9 @@ pub struct GradeOptions {
     pub out_dir: PathBuf,
     /// Backtraces and seeds of the tests' processes.
     pub env: run::RunEnv,
+    /// Grade the workspace's lab sources inside a copy of this instructor's tree (see
+    /// [`pristine`]); `None`: grade the workspace as it is.
+    pub pristine: Option<PathBuf>,
 }
 
 /// Why grading could not produce a score at all.
@@ -53,6 +56,35 @@ pub enum GradeError {
 
 /// Grades the tree: returns the report (also printed and written to `out_dir`).
 pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
+    let mut tampered = Vec::new();
+    let assembled;
+    let opts = match &opts.pristine {
+        None => opts,
+        Some(pristine) => {
+            let work = opts.out_dir.join("pristine");
+            eprintln!(
+                "labs grade: grading the lab sources of {} inside {} (a copy of {})",
+                opts.workspace.display(),
+                work.display(),
+                pristine.display()
+            );
+            tampered = pristine::assemble(&opts.workspace, pristine, &work)?
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assembled = GradeOptions {
+                workspace: work,
+                pristine: None,
+                ..opts.clone()
+            };
+            &assembled
+        }
+    };
+    grade_tree(opts, tampered)
+}
+
+/// Grades `opts.workspace` as it is; `tampered` goes into the report.
+fn grade_tree(opts: &GradeOptions, tampered: Vec<String>) -> Result<Report, GradeError> {
     let started = Instant::now();
     eprintln!(
         "labs grade: building the suites for stage(s) {} ...",
@@ -61,7 +93,8 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
     let binary = match build::build_suite(&opts.workspace, &opts.selection, opts.release)? {
         Ok(binary) => binary,
         Err(failure) => {
-            let report = Report::build_failed(&opts.selection, failure, started.elapsed());
+            let mut report = Report::build_failed(&opts.selection, failure, started.elapsed());
+            report.tampered = tampered;
             finish(&report, opts)?;
             return Ok(report);
         }
@@ -87,7 +120,8 @@ pub fn grade(opts: &GradeOptions) -> Result<Report, GradeError> {
             outcome,
         })
         .collect();
-    let report = Report::new(&opts.selection, results, started.elapsed());
+    let mut report = Report::new(&opts.selection, results, started.elapsed());
+    report.tampered = tampered;
     finish(&report, opts)?;
     Ok(report)
 }
@@ -257,6 +291,7 @@ fn floods_1() {
             release: false,
             out_dir: dir.path().join("out"),
             env: run::RunEnv::default(),
+            pristine: None,
         };
         let report = match grade(&opts) {
             Ok(r) => r,

@@ -31,17 +31,64 @@ impl fmt::Display for Difference {
     }
 }
 
+/// Builds the tree that is graded: `work` becomes a copy of `pristine` (written
+/// incrementally, so builds are reused) with each lab crate's `src/` replaced by the
+/// submission's. Returns the protected files the submission changed, added or removed.
+pub fn assemble(submission: &Path, pristine: &Path, work: &Path) -> io::Result<Vec<Difference>> {
+    let labs = lab_crates(pristine)?;
+    let found = differences(submission, pristine, &labs)?;
+    let scratch = crate::mutants::scratch::Scratch {
+        tree: work.to_path_buf(),
+        target: work.join("target"),
+    };
+    scratch.sync_from(pristine)?;
+    for krate in &labs {
+        let theirs = submission.join(krate).join("src");
+        if theirs.is_dir() {
+            let dest = work.join(krate).join("src");
+            if dest.exists() {
+                fs::remove_dir_all(&dest)?;
+            }
+            copy_dir(&theirs, &dest)?;
+        }
+    }
+    Ok(found)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let dest = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else if kind.is_file() {
+            fs::copy(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
+
 /// Directories never compared or copied: build output and version control.
 const IGNORED_DIRS: &[&str] = &["target", ".git"];
 
+/// Crates that are never lab crates, whatever their sources mention: the suites and the
+/// grader, the harness, the protos.
+const FRAMEWORK_CRATES: &[&str] = &["labs", "harness", "proto"];
+
 /// The lab crates of `tree`: top-level directories with a `Cargo.toml` whose `src/` holds a
-/// `// lab:begin` marker. Their `src/` is the student's; everything else is protected.
+/// `// lab:begin` marker, except the framework's own ([`FRAMEWORK_CRATES`]). Their `src/` is
+/// the student's; everything else is protected.
 pub fn lab_crates(tree: &Path) -> io::Result<Vec<String>> {
     let mut crates = Vec::new();
     for entry in fs::read_dir(tree)? {
         let entry = entry?;
         let dir = entry.path();
         if !entry.file_type()?.is_dir() || !dir.join("Cargo.toml").is_file() {
+            continue;
+        }
+        if FRAMEWORK_CRATES.iter().any(|f| entry.file_name() == *f) {
             continue;
         }
         if has_marker(&dir.join("src"))? {
@@ -163,6 +210,12 @@ mod tests {
         write(root, "harness/Cargo.toml", "[package]");
         write(root, "harness/src/lib.rs", "fn oracle() {}");
         write(root, "labs/tests/suite/main.rs", "#[test] fn t_1() {}");
+        write(root, "labs/Cargo.toml", "[package]");
+        write(
+            root,
+            "labs/src/x.rs",
+            "const S: &str = \"\n// lab:begin 1\";",
+        );
         write(root, "target/debug/x", "build output");
     }
 
@@ -227,5 +280,17 @@ mod tests {
             ]
         );
         assert_eq!(found[0].to_string(), "changed: harness/src/lib.rs");
+
+        // The graded tree: the instructor's files with the student's lab sources.
+        let work = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let again = assemble(theirs.path(), ours.path(), work.path()).unwrap_or_default();
+        assert_eq!(again, found);
+        let read = |rel: &str| fs::read_to_string(work.path().join(rel)).unwrap_or_default();
+        assert_eq!(read("labs/tests/suite/main.rs"), "#[test] fn t_1() {}");
+        assert_eq!(read("harness/src/lib.rs"), "fn oracle() {}");
+        assert_eq!(read("raft/Cargo.toml"), "[package]");
+        assert_eq!(read("raft/src/lib.rs"), "// the student's raft");
+        assert_eq!(read("raft/src/log.rs"), "// a new module");
+        assert!(!work.path().join("labs/tests/suite/extra.rs").exists());
     }
 }

@@ -102,6 +102,9 @@ pub struct Report {
     pub elapsed: Duration,
     /// Set when the tree did not compile (every stage then scores zero).
     pub build_failure: Option<BuildFailure>,
+    /// With `--pristine`: the protected files the submission changed, added or removed
+    /// (graded with the instructor's copies instead).
+    pub tampered: Vec<String>,
 }
 
 impl Report {
@@ -144,6 +147,7 @@ impl Report {
             weights,
             elapsed,
             build_failure: None,
+            tampered: Vec::new(),
         }
     }
 
@@ -211,6 +215,15 @@ impl Report {
                 "\nThe tree does not build, so no test could run:\n{}",
                 f.output
             )?;
+        }
+        if !self.tampered.is_empty() {
+            writeln!(
+                out,
+                "\nThese files may not be changed; they were graded with the instructor's copies:"
+            )?;
+            for t in &self.tampered {
+                writeln!(out, "    {t}")?;
+            }
         }
         let failed: Vec<_> = self
             .results
@@ -301,6 +314,14 @@ impl Report {
                     .count(),
                 self.results.len()
             ),
+        };
+        let output = if self.tampered.is_empty() {
+            output
+        } else {
+            format!(
+                "{output}\nThese files may not be changed; they were graded with the instructor's copies:\n{}",
+                self.tampered.join("\n")
+            )
         };
         json!({
             "score": round2(self.score()),

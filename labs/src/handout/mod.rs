@@ -216,6 +216,12 @@ pub fn handout(opts: &HandoutOptions) -> Result<HandoutReport, HandoutError> {
         .iter()
         .map(|s| s.name.to_owned())
         .collect();
+    // The autograder kits are part of the handout, and protected like the suites.
+    let lab_crates = crate::grade::pristine::lab_crates(&opts.out)
+        .map_err(|e| HandoutError::io(&opts.out, e))?;
+    let crate_names: Vec<&str> = lab_crates.iter().map(String::as_str).collect();
+    crate::kits::write_kits(&opts.out, crate::stages::STAGES, &crate_names)
+        .map_err(|e| HandoutError::io(&opts.out, e))?;
     let manifest = Manifest::of_tree(&opts.out, names)?;
     manifest.write(&opts.out.join(MANIFEST_PATH))?;
     let check = match &opts.check {
@@ -429,7 +435,14 @@ mod tests {
         let report = handout(&opts(ws.path(), out.path(), false)).unwrap();
         assert_eq!(report.stripped.len(), 3, "2a = 2aa, 2ab, 2ac");
         assert_eq!(report.stripped[0].1, 1);
-        assert_eq!(report.protected_files, 3, "all but raft/src");
+        assert_eq!(
+            report.protected_files, 6,
+            "all but raft/src, with the three kit files"
+        );
+        assert!(out.path().join(".github/workflows/classroom.yml").is_file());
+        assert!(out.path().join("autograder/run_autograder").is_file());
+        let run = fs::read_to_string(out.path().join("autograder/run_autograder")).unwrap();
+        assert!(run.contains("for crate in raft; do"), "{run}");
         let lib = fs::read_to_string(out.path().join("raft/src/lib.rs")).unwrap();
         assert!(lib.contains("    todo!()\n") && !lib.contains("    1\n"));
         let m = Manifest::read(&out.path().join(MANIFEST_PATH)).unwrap();
