@@ -10,6 +10,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::mutants::scratch::sync_tree;
+
 /// A protected file that differs between the submission and the pristine tree.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Difference {
@@ -31,43 +33,21 @@ impl fmt::Display for Difference {
     }
 }
 
-/// Builds the tree that is graded: `work` becomes a copy of `pristine` (written
-/// incrementally, so builds are reused) with each lab crate's `src/` replaced by the
-/// submission's. Returns the protected files the submission changed, added or removed.
+/// Builds the tree that is graded: `work` becomes a copy of `pristine` with each lab crate's
+/// `src/` replaced by the submission's, written incrementally ([`sync_tree`]: unchanged files
+/// keep their times, so builds are reused). Returns the protected files the submission changed, added or removed.
 pub fn assemble(submission: &Path, pristine: &Path, work: &Path) -> io::Result<Vec<Difference>> {
     let labs = lab_crates(pristine)?;
     let found = differences(submission, pristine, &labs)?;
-    let scratch = crate::mutants::scratch::Scratch {
-        tree: work.to_path_buf(),
-        target: work.join("target"),
-    };
-    scratch.sync_from(pristine)?;
+    let keep = |_: &Path| None;
+    sync_tree(pristine, work, &keep)?;
     for krate in &labs {
         let theirs = submission.join(krate).join("src");
         if theirs.is_dir() {
-            let dest = work.join(krate).join("src");
-            if dest.exists() {
-                fs::remove_dir_all(&dest)?;
-            }
-            copy_dir(&theirs, &dest)?;
+            sync_tree(&theirs, &work.join(krate).join("src"), &keep)?;
         }
     }
     Ok(found)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let dest = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_dir(&entry.path(), &dest)?;
-        } else if kind.is_file() {
-            fs::copy(entry.path(), dest)?;
-        }
-    }
-    Ok(())
 }
 
 /// Directories never compared or copied: build output and version control.
