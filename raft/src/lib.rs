@@ -16,6 +16,7 @@
 //! | [`raw_node`] | [`RawNode`] and [`Ready`]: the application's interface |
 //! | [`errors`] | [`Error`], [`StorageError`] |
 //!
+// lab:needs 2aa,2ab,2ac,2c,3a
 //! # Tutorial: a single-node group
 //!
 //! Create a storage and a node, elect it, propose, and run the `Ready` loop:
@@ -120,6 +121,7 @@
 //!     assert_eq!(n.raft.raft_log.committed, 2);
 //! }
 //! ```
+// lab:end-needs
 
 #![deny(missing_docs)]
 
@@ -142,7 +144,9 @@ pub use crate::raft_log::RaftLog;
 pub use crate::raw_node::{RawNode, Ready, Status};
 pub use crate::storage::{MemStorage, MemStorageCore, RaftState, Storage};
 
+// lab:needs 2aa,2ab,2ac,2c,3a
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]
 mod tests;
+// lab:end-needs

@@ -122,6 +122,7 @@ impl Progress {
     }
 }
 
+// lab:needs 2ab,2c
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,3 +256,4 @@ mod tests {
         assert_eq!((p.matched, p.next_idx, p.pending_snapshot), (4, 5, 0));
     }
 }
+// lab:end-needs

@@ -525,6 +525,7 @@ impl<S: Storage> RaftLog<S> {
     }
 }
 
+// lab:needs 2aa,2ab,2c
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -809,3 +810,4 @@ mod tests {
         }
     }
 }
+// lab:end-needs

@@ -591,5 +591,7 @@ impl raft::Storage for PeerStorage {
     }
 }
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests;
+// lab:end-needs

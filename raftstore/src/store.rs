@@ -677,5 +677,7 @@ fn ready(h: &mut PeerMsgHandler<'_, '_>, store_id: u64) {
     }
 }
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests;
+// lab:end-needs

@@ -392,6 +392,7 @@ impl SchedulerService {
     }
 }
 
+// lab:needs 3c
 #[cfg(test)]
 mod tests {
     use proto::metapb::{Peer, Region, Store};
@@ -596,3 +597,4 @@ mod tests {
             .all(|(store, r)| *store == 1 && r.has_change_peer()));
     }
 }
+// lab:end-needs

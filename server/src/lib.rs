@@ -5,6 +5,7 @@
 //! [`Server`] (`raw_get`, `raw_put`, `raw_delete`, `raw_scan`). Later stages add a raft-backed
 //! storage (stage 2b), the Percolator transaction handlers (stage 4) and a gRPC front end; the
 //! handlers are plain functions over protobuf requests so each of those is an addition.
+// lab:needs 1
 //!
 //! ```
 //! use proto::kvrpcpb::{RawGetRequest, RawPutRequest};
@@ -23,6 +24,7 @@
 //! assert_eq!(server.raw_get(&get)?.value, b"v");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+// lab:end-needs
 #![deny(missing_docs)]
 
 mod config;

@@ -333,6 +333,7 @@ impl Cluster {
     }
 }
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests {
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -477,3 +478,4 @@ mod tests {
         c.must_put(b"k4", b"v4");
     }
 }
+// lab:end-needs

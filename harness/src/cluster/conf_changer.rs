@@ -252,6 +252,7 @@ impl Cluster {
     }
 }
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -298,3 +299,4 @@ mod tests {
         c.wait_conf_changes(Duration::from_secs(30));
     }
 }
+// lab:end-needs

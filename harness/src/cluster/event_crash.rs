@@ -297,6 +297,7 @@ impl super::Cluster {
     }
 }
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -379,3 +380,4 @@ mod tests {
         c.must_get_equal(2, b"k", b"v");
     }
 }
+// lab:end-needs

@@ -272,6 +272,7 @@ pub fn peer_table(w: &World) -> String {
     out
 }
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests {
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -349,3 +350,4 @@ mod tests {
         c.must_get(b"k", b"v");
     }
 }
+// lab:end-needs

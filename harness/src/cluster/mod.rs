@@ -689,6 +689,7 @@ impl Drop for Cluster {
 /// A slot a callback fills; test code waits on it by running the simulator.
 pub(crate) type Slot<T> = Arc<Mutex<Option<T>>>;
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -868,3 +869,4 @@ mod tests {
         );
     }
 }
+// lab:end-needs

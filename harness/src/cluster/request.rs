@@ -558,6 +558,7 @@ fn on_response(w: &mut World, c: &mut Core<World>, id: RequestId, token: u64, re
     }
 }
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests {
     use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -658,3 +659,4 @@ mod tests {
         );
     }
 }
+// lab:end-needs

@@ -442,6 +442,7 @@ fn report(
     );
 }
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -523,3 +524,4 @@ mod tests {
         assert!(!entry_left(&c), "the running store's task did not run");
     }
 }
+// lab:end-needs

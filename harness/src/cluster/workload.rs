@@ -772,6 +772,7 @@ pub fn check_appends(cluster: &Cluster, client: usize, count: u64, got: &str) {
     }
 }
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -974,3 +975,4 @@ mod tests {
         assert_eq!(a.workload().history().len(), b.workload().history().len());
     }
 }
+// lab:end-needs

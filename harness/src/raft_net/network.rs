@@ -276,6 +276,7 @@ impl Network {
     }
 }
 
+// lab:needs 2aa,2ab,2ac,2c,3a
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -443,3 +444,4 @@ mod tests {
         assert!(net.storage.is_empty());
     }
 }
+// lab:end-needs

@@ -265,6 +265,7 @@ impl ClusterScheduler for RealScheduler {
     }
 }
 
+// lab:needs 2aa..3c
 #[cfg(test)]
 mod tests {
     use proto::metapb::{Peer, Region, Store};
@@ -370,3 +371,4 @@ mod tests {
             .is_some_and(|d| d.contains("add peer 3 on store 3")));
     }
 }
+// lab:end-needs

@@ -1,5 +1,6 @@
-//! The checks on a written handout: it builds, clippy finds nothing, and the suite of every
-//! stripped stage fails.
+//! The checks on a written handout: it builds, clippy finds nothing, the framework's own tests
+//! pass (no unit test or doctest runs a stub: those that run the reference solution are in
+//! `lab:needs` regions, gone from the handout), and the suite of every stripped stage fails.
 //!
 //! Builds use the handout's own `target/` (or `--target-dir`). When it has no build yet it is
 //! seeded with a copy of the instructor's dev build output (`target/debug`: dependencies,
@@ -114,6 +115,9 @@ pub struct CheckReport {
     pub build: Step,
     /// `cargo clippy --workspace --all-targets --features labs/all -- -D warnings`.
     pub clippy: Step,
+    /// The unit tests and doctests of every crate (`cargo test --workspace --lib --bins`, then
+    /// `--doc`; the graded suite is a separate test target and is not among them).
+    pub unit_tests: Step,
     /// Each stripped stage's suite.
     pub suites: Vec<(Stage, SuiteOutcome)>,
 }
@@ -121,7 +125,10 @@ pub struct CheckReport {
 impl CheckReport {
     /// Whether the handout is fit to hand out.
     pub fn ok(&self) -> bool {
-        self.build.ok() && self.clippy.ok() && self.suites.iter().all(|(_, o)| o.ok())
+        self.build.ok()
+            && self.clippy.ok()
+            && self.unit_tests.ok()
+            && self.suites.iter().all(|(_, o)| o.ok())
     }
 }
 
@@ -227,6 +234,19 @@ pub fn check(opts: &CheckOptions<'_>) -> io::Result<CheckReport> {
     } else {
         Step::Skipped
     };
+    let unit_tests = if build.ok() {
+        eprintln!("labs handout: cargo test --workspace --lib --bins, then --doc");
+        let tests = ["--workspace", "--features", "labs/all", "--no-fail-fast"];
+        match cargo(
+            opts,
+            &[&["test"], &tests[..], &["--lib", "--bins"]].concat(),
+        )? {
+            Step::Passed => cargo(opts, &[&["test"], &tests[..], &["--doc"]].concat())?,
+            failed => failed,
+        }
+    } else {
+        Step::Skipped
+    };
     let suites = if build.ok() {
         run_suites(opts)?
     } else {
@@ -243,18 +263,33 @@ pub fn check(opts: &CheckOptions<'_>) -> io::Result<CheckReport> {
     Ok(CheckReport {
         build,
         clippy,
+        unit_tests,
         suites,
     })
 }
 
+/// Runs cargo in the handout. Its stderr is echoed; a failure keeps the last 100 lines of it,
+/// then the names of the tests that failed (from libtest's stdout, otherwise discarded).
 fn cargo(opts: &CheckOptions<'_>, args: &[&str]) -> io::Result<Step> {
     let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
         .current_dir(opts.tree)
         .args(args)
         .env("CARGO_TARGET_DIR", opts.target_dir)
-        .stdout(Stdio::null())
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    let stdout = child.stdout.take();
+    let failed_tests = std::thread::spawn(move || {
+        let Some(out) = stdout else {
+            return Vec::new();
+        };
+        BufReader::new(out)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|l| l.starts_with("test ") && l.ends_with(" FAILED"))
+            .collect::<Vec<_>>()
+    });
     let mut tail = std::collections::VecDeque::new();
     if let Some(stderr) = child.stderr.take() {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -266,9 +301,11 @@ fn cargo(opts: &CheckOptions<'_>, args: &[&str]) -> io::Result<Step> {
         }
     }
     let status = child.wait()?;
+    let failed_tests = failed_tests.join().unwrap_or_default();
     Ok(if status.success() {
         Step::Passed
     } else {
+        tail.extend(failed_tests);
         Step::Failed(tail.into_iter().collect::<Vec<_>>().join("\n"))
     })
 }
@@ -307,36 +344,7 @@ fn run_suites(opts: &CheckOptions<'_>) -> io::Result<Vec<(Stage, SuiteOutcome)>>
         }
         eprintln!("labs handout: running the {} tests of {stage}", mine.len());
         let started = Instant::now();
-        let mut child = Command::new(&binary)
-            .current_dir(opts.tree)
-            .arg("--exact")
-            .arg(format!("--test-threads={}", opts.threads.max(1)))
-            .args(&mine)
-            .env("RUST_BACKTRACE", "0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        // Read the output while the tests run, so a full pipe never blocks them.
-        let stdout = child.stdout.take();
-        let reader = std::thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut s) = stdout {
-                let _ = s.read_to_string(&mut text);
-            }
-            text
-        });
-        let outcome = match child.wait_timeout(opts.timeout)? {
-            Some(_) => {
-                let text = reader.join().unwrap_or_default();
-                outcome_of(&text)
-            }
-            None => {
-                child.kill()?;
-                child.wait()?;
-                let _ = reader.join();
-                SuiteOutcome::TimedOut
-            }
-        };
+        let outcome = run_tests(&binary, opts.tree, &mine, opts.threads, opts.timeout)?;
         eprintln!(
             "labs handout: {stage}: {outcome} in {:.0} s",
             started.elapsed().as_secs_f64()
@@ -344,6 +352,63 @@ fn run_suites(opts: &CheckOptions<'_>) -> io::Result<Vec<(Stage, SuiteOutcome)>>
         outcomes.push((stage, outcome));
     }
     Ok(outcomes)
+}
+
+/// Runs `tests` (exact names) of the suite `binary` in `tree`, stopping them after `timeout`.
+pub fn run_tests(
+    binary: &Path,
+    tree: &Path,
+    tests: &[&String],
+    threads: usize,
+    timeout: Duration,
+) -> io::Result<SuiteOutcome> {
+    run_tests_named(binary, tree, tests, threads, timeout).map(|(o, _)| o)
+}
+
+/// [`run_tests`], with the names of the tests that failed.
+pub fn run_tests_named(
+    binary: &Path,
+    tree: &Path,
+    tests: &[&String],
+    threads: usize,
+    timeout: Duration,
+) -> io::Result<(SuiteOutcome, Vec<String>)> {
+    let mut child = Command::new(binary)
+        .current_dir(tree)
+        .arg("--exact")
+        .arg(format!("--test-threads={}", threads.max(1)))
+        .args(tests)
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("LABS_SEED")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    // Read the output while the tests run, so a full pipe never blocks them.
+    let stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut s) = stdout {
+            let _ = s.read_to_string(&mut text);
+        }
+        text
+    });
+    Ok(match child.wait_timeout(timeout)? {
+        Some(_) => {
+            let text = reader.join().unwrap_or_default();
+            let failed = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("test ")?.strip_suffix(" ... FAILED"))
+                .map(str::to_owned)
+                .collect();
+            (outcome_of(&text), failed)
+        }
+        None => {
+            child.kill()?;
+            child.wait()?;
+            let _ = reader.join();
+            (SuiteOutcome::TimedOut, Vec::new())
+        }
+    })
 }
 
 /// The outcome libtest's summary line (`test result: FAILED. 3 passed; 2 failed; ...`) tells.

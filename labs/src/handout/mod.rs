@@ -13,7 +13,9 @@
 pub mod check;
 pub mod manifest;
 pub mod markers;
+pub mod stage_check;
 pub mod strip;
+pub mod tidy;
 pub mod tree;
 
 use std::collections::BTreeSet;
@@ -72,11 +74,11 @@ impl HandoutError {
 pub struct HandoutArgs {
     /// Stages whose regions are stripped: a list (2b,3a), a range in course order (2b..3c,
     /// inclusive), a group (2a) or all.
-    #[arg(long, required_unless_present = "verify_manifest")]
+    #[arg(long, required_unless_present_any = ["verify_manifest", "check"])]
     pub strip: Option<Selection>,
     /// The directory the student tree is written to (must be empty, or an earlier handout
     /// with --force).
-    #[arg(long, required_unless_present = "verify_manifest")]
+    #[arg(long, required_unless_present_any = ["verify_manifest", "check"])]
     pub out: Option<PathBuf>,
     /// Overwrite an earlier handout in --out (a directory with a .labs/manifest.json).
     #[arg(long)]
@@ -102,6 +104,19 @@ pub struct HandoutArgs {
     /// The instructor's tree (default: this workspace).
     #[arg(long)]
     pub workspace: Option<PathBuf>,
+    /// Vendor the dependencies into the handout (`cargo vendor` into vendor/, with
+    /// .cargo/config.toml pointing at it), so the Gradescope autograder builds offline. For
+    /// the autograder zip; students do not need it.
+    #[arg(long)]
+    pub vendor: bool,
+    /// Check every stage on its own instead of writing a handout: stripping it alone
+    /// compiles, fails its suite, and leaves the suites of the stages before it passing.
+    /// Works in target/labs/handout-check (tree and build).
+    #[arg(long, conflicts_with_all = ["strip", "out", "verify_manifest", "no_check"])]
+    pub check: bool,
+    /// With --check: only these stages (default: every stage with regions).
+    #[arg(long, requires = "check")]
+    pub stages: Option<Selection>,
 }
 
 /// What to hand out.
@@ -115,6 +130,8 @@ pub struct HandoutOptions {
     pub out: PathBuf,
     /// Overwrite an earlier handout.
     pub force: bool,
+    /// Vendor the dependencies for an offline autograder.
+    pub vendor: bool,
     /// Run the checks (`None`: skip them).
     pub check: Option<CheckSettings>,
 }
@@ -139,6 +156,8 @@ pub struct HandoutReport {
     pub written: usize,
     /// Files the manifest protects.
     pub protected_files: usize,
+    /// What tidying the stripping's fallout changed (`None` with `--no-check`).
+    pub tidy: Option<tidy::TidyReport>,
     /// The checks, if run.
     pub check: Option<check::CheckReport>,
 }
@@ -171,11 +190,25 @@ impl HandoutReport {
             self.written, self.protected_files
         )?;
         let Some(c) = &self.check else {
-            return writeln!(w, "  checks skipped (--no-check)");
+            return writeln!(
+                w,
+                "  checks skipped (--no-check); imports only the reference code used are not removed"
+            );
         };
+        if let Some(t) = &self.tidy {
+            writeln!(
+                w,
+                "  tidy:   {} unused imports removed, {} items only the reference code used kept \
+                 with #[allow(dead_code)], in {} files",
+                t.imports_removed,
+                t.dead_items_allowed,
+                t.files.len()
+            )?;
+        }
         writeln!(w, "  build:  {}", c.build)?;
         writeln!(w, "  clippy: {}", c.clippy)?;
-        for step in [&c.build, &c.clippy] {
+        writeln!(w, "  unit tests and doctests: {}", c.unit_tests)?;
+        for step in [&c.build, &c.clippy, &c.unit_tests] {
             if let check::Step::Failed(tail) = step {
                 writeln!(w, "{tail}")?;
             }
@@ -204,7 +237,7 @@ pub fn handout(opts: &HandoutOptions) -> Result<HandoutReport, HandoutError> {
             let mine: Vec<_> = plan
                 .regions
                 .iter()
-                .filter(|r| r.stripped && r.region.stage == stage)
+                .filter(|r| r.stripped && r.region.stage() == Some(stage))
                 .collect();
             let files = mine.iter().map(|r| r.file.clone()).collect();
             (stage, mine.len(), files)
@@ -222,45 +255,62 @@ pub fn handout(opts: &HandoutOptions) -> Result<HandoutReport, HandoutError> {
     let crate_names: Vec<&str> = lab_crates.iter().map(String::as_str).collect();
     crate::kits::write_kits(&opts.out, crate::stages::STAGES, &crate_names)
         .map_err(|e| HandoutError::io(&opts.out, e))?;
+    // The checks' target dir is ready before tidying, which compiles the tree.
+    if let Some(settings) = &opts.check {
+        let seeded = check::seed_target(&opts.workspace.join("target"), &settings.target_dir)
+            .map_err(|e| HandoutError::io(&settings.target_dir, e))?;
+        if seeded {
+            eprintln!(
+                "labs handout: seeded {} with the build output of {}",
+                settings.target_dir.display(),
+                opts.workspace.join("target").display()
+            );
+        }
+        if check::claim_target(&opts.out, &settings.target_dir)
+            .map_err(|e| HandoutError::io(&settings.target_dir, e))?
+        {
+            eprintln!(
+                "labs handout: {} last built another tree: every file of {} touched, so \
+                 cargo rebuilds what it must",
+                settings.target_dir.display(),
+                opts.out.display()
+            );
+        }
+    }
+    let tidy = match &opts.check {
+        None => None,
+        Some(settings) => {
+            eprintln!("labs handout: tidying the stripping's fallout (cargo clippy --message-format=json)");
+            Some(
+                tidy::tidy(&opts.out, &settings.target_dir)
+                    .map_err(|e| HandoutError::io(&opts.out, e))?,
+            )
+        }
+    };
     let manifest = Manifest::of_tree(&opts.out, names)?;
     manifest.write(&opts.out.join(MANIFEST_PATH))?;
     let check = match &opts.check {
         None => None,
-        Some(settings) => {
-            let seeded = check::seed_target(&opts.workspace.join("target"), &settings.target_dir)
-                .map_err(|e| HandoutError::io(&settings.target_dir, e))?;
-            if seeded {
-                eprintln!(
-                    "labs handout: seeded {} with the build output of {}",
-                    settings.target_dir.display(),
-                    opts.workspace.join("target").display()
-                );
-            }
-            if check::claim_target(&opts.out, &settings.target_dir)
-                .map_err(|e| HandoutError::io(&settings.target_dir, e))?
-            {
-                eprintln!(
-                    "labs handout: {} last built another tree: every file of {} touched, so \
-                     cargo rebuilds what it must",
-                    settings.target_dir.display(),
-                    opts.out.display()
-                );
-            }
-            let report = check::check(&check::CheckOptions {
+        Some(settings) => Some(
+            check::check(&check::CheckOptions {
                 tree: &opts.out,
                 target_dir: &settings.target_dir,
                 stages: opts.selection.stages().to_vec(),
                 threads: settings.threads,
                 timeout: settings.timeout,
             })
-            .map_err(|e| HandoutError::io(&opts.out, e))?;
-            Some(report)
-        }
+            .map_err(|e| HandoutError::io(&opts.out, e))?,
+        ),
     };
+    if opts.vendor {
+        eprintln!("labs handout: cargo vendor (for the offline autograder)");
+        crate::kits::vendor(&opts.out).map_err(|e| HandoutError::io(&opts.out, e))?;
+    }
     Ok(HandoutReport {
         stripped,
         written,
         protected_files: manifest.files.len(),
+        tidy,
         check,
     })
 }
@@ -353,6 +403,37 @@ pub fn main(args: HandoutArgs, default_workspace: PathBuf, threads: usize) -> Ex
             }
         };
     }
+    if args.check {
+        let base = workspace.join("target").join("labs").join("handout-check");
+        let target_dir = args.target_dir.unwrap_or_else(|| base.join("target"));
+        let stages = match args.stages {
+            Some(set) => Ok(set.stages().to_vec()),
+            None => stage_check::stages_with_regions(&workspace),
+        };
+        let results = stages.and_then(|stages| {
+            stage_check::check_stages(&stage_check::StageCheckOptions {
+                workspace: &workspace,
+                scratch: &base.join("tree"),
+                target_dir: &target_dir,
+                seed_from: &workspace.join("target"),
+                stages,
+                threads,
+                timeout: Duration::from_secs(args.timeout.max(1)),
+            })
+        });
+        return match results.map(|r| stage_check::print(&r, &mut io::stdout().lock())) {
+            Ok(Ok(true)) => ExitCode::SUCCESS,
+            Ok(Ok(false)) => ExitCode::from(1),
+            Ok(Err(e)) => {
+                eprintln!("labs handout: {e}");
+                ExitCode::from(2)
+            }
+            Err(e) => {
+                eprintln!("labs handout: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let (Some(selection), Some(out)) = (args.strip, args.out) else {
         eprintln!("labs handout: --strip and --out are required");
         return ExitCode::from(2);
@@ -374,6 +455,7 @@ pub fn main(args: HandoutArgs, default_workspace: PathBuf, threads: usize) -> Ex
         selection,
         out,
         force: args.force,
+        vendor: args.vendor,
         check,
     };
     match handout(&opts) {
@@ -424,6 +506,7 @@ mod tests {
             selection: "2a".parse().unwrap(),
             out: out.to_owned(),
             force,
+            vendor: false,
             check: None,
         }
     }

@@ -1,14 +1,14 @@
 //! Stripping: a region of a selected stage loses its reference code and keeps its stub.
 //!
-//! A stripped region keeps its `lab:begin` and `lab:end` lines, so the student sees where
-//! their code goes (and a later check can tell code inside regions from code outside them);
-//! between them stand the region's stub lines, uncommented, at the indentation of their
-//! `lab:stub` line. Regions of other stages and every line outside a stripped region are
-//! left byte for byte.
+//! A stripped solution region keeps its `lab:begin` and `lab:end` lines, so the student sees
+//! where their code goes (and a later check can tell code inside regions from code outside
+//! them); between them stand the region's stub lines, uncommented, at the indentation of
+//! their `lab:stub` line. A stripped needs region goes whole, its marker lines too. Regions
+//! not stripped and every line outside a stripped region are left byte for byte.
 
 use std::path::Path;
 
-use super::markers::{self, MarkerError, Region};
+use super::markers::{self, MarkerError, Region, RegionKind};
 use crate::stages::Selection;
 
 /// `source` with the regions of `selection` stripped, given its parsed `regions`.
@@ -16,13 +16,15 @@ pub fn strip_regions(source: &str, regions: &[Region], selection: &Selection) ->
     let mut out = String::with_capacity(source.len());
     let mut regions = regions
         .iter()
-        .filter(|r| selection.contains(r.stage))
+        .filter(|r| r.stripped_by(selection))
         .peekable();
     for (i, line) in source.split_inclusive('\n').enumerate() {
         let n = i + 1;
         // Drop any region already behind this line (regions are in file order).
         while regions.next_if(|r| r.end < n).is_some() {}
         match regions.peek() {
+            Some(r) if matches!(r.kind, RegionKind::Needs(_)) && (r.begin..=r.end).contains(&n) => {
+            }
             Some(r) if n == r.begin => {
                 out.push_str(line);
                 r.stub.iter().for_each(|s| out.push_str(s));
@@ -55,7 +57,7 @@ pub fn strip_source(
     let all_regions = markers::parse(path, source)?;
     let stripped: Vec<Region> = all_regions
         .iter()
-        .filter(|r| selection.contains(r.stage))
+        .filter(|r| r.stripped_by(selection))
         .cloned()
         .collect();
     Ok(Stripped {
@@ -161,9 +163,54 @@ mod tests {
     fn reports_the_regions_it_stripped() {
         let selection: Selection = "2ab,3b".parse().unwrap();
         let s = strip_source(Path::new("x.rs"), &source(), &selection).unwrap();
-        let stages: Vec<&str> = s.regions.iter().map(|r| r.stage.name).collect();
+        let stages: Vec<&str> = s
+            .regions
+            .iter()
+            .filter_map(|r| r.stage())
+            .map(|s| s.name)
+            .collect();
         assert_eq!(stages, ["2ab", "3b"]);
         assert_eq!(s.all_regions.len(), 3);
         assert!(strip_source(Path::new("x.rs"), "// lab:end 2b\n", &selection).is_err());
+    }
+
+    #[test]
+    fn removes_needs_regions_whole_when_any_of_their_stages_is_stripped() {
+        let source = [
+            "mod tests {",
+            "    use super::*;",
+            "    // lab:needs 2aa..2ab",
+            "    #[test]",
+            "    fn elects() {}",
+            "    // lab:end-needs",
+            "    #[test]",
+            "    fn framework() {}",
+            "}",
+            "",
+        ]
+        .join("\n");
+        let strip = |set: &str| {
+            let selection: Selection = set.parse().unwrap();
+            strip_source(Path::new("x.rs"), &source, &selection).unwrap()
+        };
+        let out = strip("2ab");
+        assert_eq!(
+            out.source,
+            [
+                "mod tests {",
+                "    use super::*;",
+                "    #[test]",
+                "    fn framework() {}",
+                "}",
+                "",
+            ]
+            .join("\n")
+        );
+        assert_eq!(out.regions.len(), 1);
+        assert_eq!(
+            strip("2ac,3b").source,
+            source,
+            "no stage of the set is stripped"
+        );
     }
 }

@@ -1,22 +1,34 @@
 //! Stripping a whole tree: which files are scanned for regions, and the copy to the out dir.
 //!
 //! Every `.rs` file of the workspace is scanned for markers and stripped, except under the
-//! directories copied whole ([`WHOLE`]: the suites and grader, the harness, the protos) and
-//! build output. So a new lab crate is covered without being listed here. Every marker error
-//! of the tree is collected before anything is written.
+//! directories copied whole ([`WHOLE`]: the suites and grader, the protos) and build output.
+//! So a new lab crate is covered without being listed here. The framework code students do
+//! not write but that runs the reference solution ([`FRAMEWORK`]: the harness, whose tests
+//! run clusters; the mutant catalog, whose entries quote reference code) is scanned too, for
+//! `lab:needs` regions only: a solution region there is an error. Every marker error of the tree is collected
+//! before anything is written.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::markers::{MarkerError, Region};
+use super::markers::{MarkerError, MarkerErrorKind, Region};
 use super::strip::strip_source;
 use super::HandoutError;
 use crate::mutants::scratch::sync_tree;
 use crate::stages::Selection;
 
 /// Top-level directories copied whole, never scanned for markers.
-pub const WHOLE: &[&str] = &["labs", "harness", "proto"];
+pub const WHOLE: &[&str] = &["labs", "proto"];
+
+/// Framework directories and files scanned for `lab:needs` regions only (inside [`WHOLE`] or
+/// not). The stage check's end-to-end test strips the instructor's tree, so it needs every
+/// stage's reference.
+pub const FRAMEWORK: &[&str] = &[
+    "harness",
+    "labs/src/mutants/catalog",
+    "labs/src/handout/stage_check.rs",
+];
 
 /// Directories skipped at every depth.
 const SKIPPED: &[&str] = &["target", ".git"];
@@ -47,17 +59,42 @@ impl Plan {
     pub fn new(workspace: &Path, selection: &Selection) -> Result<Plan, HandoutError> {
         let mut sources = Vec::new();
         collect_sources(workspace, Path::new(""), &mut sources)?;
+        for dir in FRAMEWORK {
+            let inside_whole = WHOLE.iter().any(|w| Path::new(dir).starts_with(w));
+            if !inside_whole {
+                continue;
+            }
+            if workspace.join(dir).is_dir() {
+                collect_sources(workspace, Path::new(dir), &mut sources)?;
+            } else if workspace.join(dir).is_file() {
+                sources.push(PathBuf::from(dir));
+            }
+        }
         let mut plan = Plan::default();
         let mut errors: Vec<MarkerError> = Vec::new();
         for rel in sources {
             let path = workspace.join(&rel);
             let source = fs::read_to_string(&path).map_err(|e| HandoutError::io(&path, e))?;
             match strip_source(&rel, &source, selection) {
+                Ok(s)
+                    if in_framework(&rel) && s.all_regions.iter().any(|r| r.stage().is_some()) =>
+                {
+                    errors.extend(
+                        s.all_regions
+                            .iter()
+                            .filter(|r| r.stage().is_some())
+                            .map(|r| MarkerError {
+                                path: rel.clone(),
+                                line: r.begin,
+                                kind: MarkerErrorKind::SolutionInFramework,
+                            }),
+                    );
+                }
                 Ok(s) => {
                     plan.regions
                         .extend(s.all_regions.into_iter().map(|region| FoundRegion {
                             file: rel.clone(),
-                            stripped: selection.contains(region.stage),
+                            stripped: region.stripped_by(selection),
                             region,
                         }));
                     if s.source != source {
@@ -79,6 +116,11 @@ impl Plan {
         let replace = |rel: &Path| self.files.get(rel).map(|s| s.clone().into_bytes());
         sync_tree(workspace, out, &replace).map_err(|e| HandoutError::io(out, e))
     }
+}
+
+/// Whether `rel` lies in a framework crate.
+fn in_framework(rel: &Path) -> bool {
+    FRAMEWORK.iter().any(|f| rel.starts_with(f))
 }
 
 /// The `.rs` files under `dir` (relative path `rel` from the workspace root) to scan.
@@ -134,14 +176,23 @@ mod tests {
             MARKED.replace("2b", "2aa").as_str(),
         );
         write(src.path(), "labs/tests/suite/x.rs", MARKED);
-        write(src.path(), "harness/src/lib.rs", "// lab:oops\n");
+        write(
+            src.path(),
+            "labs/src/mutants/catalog/raft.rs",
+            "const E: &[u8] = &[\n    // lab:needs 2b\n    1,\n    // lab:end-needs\n];\n",
+        );
+        write(
+            src.path(),
+            "harness/src/lib.rs",
+            "// lab:needs 2aa..2b\n#[test]\nfn t() {}\n// lab:end-needs\nfn keep() {}\n",
+        );
         write(src.path(), "raftstore/target/debug/y.rs", "// lab:oops\n");
         let plan = Plan::new(src.path(), &"2b".parse().unwrap()).unwrap();
-        assert_eq!(plan.files.len(), 1);
-        assert_eq!(plan.regions.len(), 2);
+        assert_eq!(plan.files.len(), 3);
+        assert_eq!(plan.regions.len(), 4);
         assert_eq!(
             plan.regions.iter().filter(|r| r.stripped).count(),
-            1,
+            3,
             "the 2aa region stays"
         );
         plan.write(src.path(), out.path()).unwrap();
@@ -154,6 +205,16 @@ mod tests {
             let text = fs::read_to_string(out.path().join(whole)).unwrap();
             assert!(text.contains("    1\n"), "{whole} copied as it is");
         }
+        assert_eq!(
+            fs::read_to_string(out.path().join("harness/src/lib.rs")).unwrap(),
+            "fn keep() {}\n",
+            "the harness test that needs 2b is gone"
+        );
+        assert_eq!(
+            fs::read_to_string(out.path().join("labs/src/mutants/catalog/raft.rs")).unwrap(),
+            "const E: &[u8] = &[\n];\n",
+            "so are the 2b mutants"
+        );
         assert!(!out.path().join("raftstore/target").exists());
     }
 
@@ -162,12 +223,18 @@ mod tests {
         let src = tempfile::tempdir().unwrap();
         write(src.path(), "raft/src/a.rs", "// lab:begin 2aa\n");
         write(src.path(), "scheduler/src/b.rs", "x\n// lab:end 3c\n");
+        write(
+            src.path(),
+            "harness/src/c.rs",
+            "// lab:begin 2b\n// lab:end 2b\n",
+        );
         let Err(HandoutError::Markers(errors)) = Plan::new(src.path(), &Selection::all()) else {
             panic!("expected marker errors");
         };
         let shown: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-        assert_eq!(shown.len(), 2);
-        assert!(shown[0].starts_with("raft/src/a.rs:1: "), "{shown:?}");
-        assert!(shown[1].starts_with("scheduler/src/b.rs:2: "), "{shown:?}");
+        assert_eq!(shown.len(), 3);
+        assert!(shown[0].starts_with("harness/src/c.rs:1: "), "{shown:?}");
+        assert!(shown[1].starts_with("raft/src/a.rs:1: "), "{shown:?}");
+        assert!(shown[2].starts_with("scheduler/src/b.rs:2: "), "{shown:?}");
     }
 }

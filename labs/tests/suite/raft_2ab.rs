@@ -1,8 +1,52 @@
-//! Stage 2AB: log replication (26 tests, `raft_test.go` / `raft_paper_test.go` of the original).
+//! Stage 2AB: log replication (31 tests, `raft_test.go` / `raft_paper_test.go` of the original).
 
 use rstest::rstest;
 
 use crate::raft_common::*;
+
+/// Each node in turn campaigns and wins, so elections work when logs are no longer empty.
+///
+/// In 2AB, not 2AA as in the original: each winner must have the previous leaders' no-ops,
+/// which only replication gives it. With 2AB's stubs a correct 2AA loses the third election
+/// (`labs handout --check` found it), so a student working on 2AA could not pass it.
+#[test]
+fn leader_cycle_2ab() {
+    let mut net = Network::new(slots("NNN"));
+    for campaigner in 1..=3 {
+        net.send(vec![hup(campaigner)]);
+        for id in 1..=3 {
+            let want = if id == campaigner { Leader } else { Follower };
+            assert_eq!(
+                net.peer(id).state,
+                want,
+                "after node {campaigner} campaigned: state of node {id}"
+            );
+        }
+    }
+}
+
+/// Followers learn the new leader from its first append, before any heartbeat.
+///
+/// Catches a follower that records the leader only from heartbeats or from messages of a
+/// higher term: after an election its voters (already at the new term when they voted) do not
+/// know the leader, so they cannot redirect clients or forward a leader transfer to it. The
+/// original only checks the leader's own `lead` (3A). In 2AB: the append is replication's
+/// (with 2AB's stubs no append is sent, so a correct 2AA could not pass it).
+#[test]
+fn followers_learn_leader_from_its_append_2ab() {
+    let mut net = Network::new(slots("NNN"));
+    net.send(vec![hup(1)]);
+    assert_eq!(net.peer(1).state, Leader);
+    for id in 2..=3 {
+        let r = net.peer(id);
+        assert_eq!(
+            (r.state, r.lead),
+            (Follower, 1),
+            "node {id} voted for node 1 and got its append: it must follow node 1"
+        );
+        assert_eq!(r.soft_state().lead, 1, "node {id}'s soft state");
+    }
+}
 
 /// A leader tracks its own progress as its last index (the no-op included).
 #[test]

@@ -590,5 +590,7 @@ impl ApplyOracle {
     }
 }
 
+// lab:needs 2aa..3b
 #[cfg(test)]
 mod tests;
+// lab:end-needs

@@ -5,6 +5,7 @@ use crate::mutants::Mutant;
 
 /// The raft entries.
 pub const ENTRIES: &[Mutant] = &[
+    // lab:needs 2aa
     // ---- 2aa: leader election ------------------------------------------------------------
     Mutant {
         id: "2aa-vote-twice",
@@ -123,6 +124,8 @@ pub const ENTRIES: &[Mutant] = &[
         find: "if !local && m.term != 0 && m.term < self.term {\n            // A stale message: ignore it.\n            return Ok(());\n        }",
         replace: "",
     },
+    // lab:end-needs
+    // lab:needs 2ab
     // ---- 2ab: log replication ------------------------------------------------------------
     Mutant {
         id: "2ab-append-no-prev-check",
@@ -232,6 +235,26 @@ pub const ENTRIES: &[Mutant] = &[
         find: "v.get(self.quorum() - 1)",
         replace: "v.get(self.quorum())",
     },
+    Mutant {
+        id: "2ab-follower-swallows-proposal",
+        stage: "2ab",
+        bug: "a follower ignores a proposal instead of refusing it, so the client is never told",
+        file: "raft/src/raft.rs",
+        after: "fn step_follower(",
+        find: "MessageType::MsgPropose => Err(Error::ProposalDropped),",
+        replace: "",
+    },
+    Mutant {
+        id: "2ab-retry-glued-to-queued-append",
+        stage: "2ab",
+        bug: "the leader glues a retry's entries onto an append still queued for that follower, out of order",
+        file: "raft/src/raft.rs",
+        after: "pub fn send_append(",
+        find: "m.msg_type == MessageType::MsgAppend\n                && m.term == term",
+        replace: "m.msg_type == MessageType::MsgAppend\n                || m.term == term",
+    },
+    // lab:end-needs
+    // lab:needs 2ac
     // ---- 2ac: RawNode and Ready ----------------------------------------------------------
     Mutant {
         id: "2ac-committed-entries-twice",
@@ -296,6 +319,17 @@ pub const ENTRIES: &[Mutant] = &[
         find: "let prev_hs = raft.hard_state();",
         replace: "let prev_hs = HardState::default();",
     },
+    Mutant {
+        id: "2ac-has-ready-ignores-committed",
+        stage: "2ac",
+        bug: "has_ready forgets committed entries waiting to be applied, so a restarted node never applies them",
+        file: "raft/src/raw_node.rs",
+        after: "pub fn has_ready(",
+        find: "|| r.raft_log.has_next_ents()",
+        replace: "",
+    },
+    // lab:end-needs
+    // lab:needs 2c
     // ---- 2c (raft half): compaction and snapshots ----------------------------------------
     Mutant {
         id: "2c-snapshot-keeps-commit",
@@ -360,6 +394,8 @@ pub const ENTRIES: &[Mutant] = &[
         find: "self.prs = voters.iter().map(|&id| (id, Progress::new(next))).collect();",
         replace: "let _ = next;",
     },
+    // lab:end-needs
+    // lab:needs 3a
     // ---- 3a: leader transfer and membership change ---------------------------------------
     Mutant {
         id: "3a-propose-during-transfer",
@@ -470,15 +506,6 @@ pub const ENTRIES: &[Mutant] = &[
         replace: "",
     },
     Mutant {
-        id: "2ab-follower-swallows-proposal",
-        stage: "2ab",
-        bug: "a follower ignores a proposal instead of refusing it, so the client is never told",
-        file: "raft/src/raft.rs",
-        after: "fn step_follower(",
-        find: "MessageType::MsgPropose => Err(Error::ProposalDropped),",
-        replace: "",
-    },
-    Mutant {
         id: "3a-conf-change-not-applied",
         stage: "3a",
         bug: "RawNode::apply_conf_change reports the membership without changing it",
@@ -486,24 +513,6 @@ pub const ENTRIES: &[Mutant] = &[
         after: "pub fn apply_conf_change(",
         find: "if cc.node_id != 0 {",
         replace: "if cc.node_id != 0 && false {",
-    },
-    Mutant {
-        id: "2ab-retry-glued-to-queued-append",
-        stage: "2ab",
-        bug: "the leader glues a retry's entries onto an append still queued for that follower, out of order",
-        file: "raft/src/raft.rs",
-        after: "pub fn send_append(",
-        find: "m.msg_type == MessageType::MsgAppend\n                && m.term == term",
-        replace: "m.msg_type == MessageType::MsgAppend\n                || m.term == term",
-    },
-    Mutant {
-        id: "2ac-has-ready-ignores-committed",
-        stage: "2ac",
-        bug: "has_ready forgets committed entries waiting to be applied, so a restarted node never applies them",
-        file: "raft/src/raw_node.rs",
-        after: "pub fn has_ready(",
-        find: "|| r.raft_log.has_next_ents()",
-        replace: "",
     },
     Mutant {
         id: "3a-timeout-now-to-any-follower",
@@ -514,4 +523,5 @@ pub const ENTRIES: &[Mutant] = &[
         find: "if self.lead_transferee != Some(id) {",
         replace: "if self.lead_transferee == Some(id) {",
     },
+    // lab:end-needs
 ];

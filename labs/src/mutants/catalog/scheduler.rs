@@ -4,6 +4,7 @@
 
 use crate::mutants::Mutant;
 
+// lab:needs 3c
 const CLUSTER: &str = "scheduler/src/cluster.rs";
 const HEARTBEAT: &str = "pub fn process_region_heartbeat(";
 const BALANCE: &str = "scheduler/src/schedulers/balance_region.rs";
@@ -18,8 +19,11 @@ const STALE_CHECKS: &str = "            if is_epoch_stale(region.epoch(), origin
         for other in core.regions.overlaps(region.start_key(), region.end_key()) {
             if is_epoch_stale(region.epoch(), other.epoch()) {";
 
+// lab:end-needs
+
 /// The scheduler entries.
 pub const ENTRIES: &[Mutant] = &[
+    // lab:needs 3c
     // ---- 3c: region heartbeats ------------------------------------------------------------
     Mutant {
         id: "3c-stale-version-accepted",
@@ -272,4 +276,5 @@ pub const ENTRIES: &[Mutant] = &[
         find: "cluster.random_region(source.id(), kind, &mut self.rng)",
         replace: "cluster.random_region(source.id(), kind, &mut rand::thread_rng())",
     },
+    // lab:end-needs
 ];

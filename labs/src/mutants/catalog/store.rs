@@ -4,6 +4,7 @@ use crate::mutants::Mutant;
 
 /// The store entries.
 pub const ENTRIES: &[Mutant] = &[
+    // lab:needs 1
     // Stage 1: the raw API and the standalone storage.
     Mutant {
         id: "1-get-ignores-cf",
@@ -86,6 +87,8 @@ pub const ENTRIES: &[Mutant] = &[
         find: "Modify::Put { cf, key, value } => wb.put_cf(*cf, key, value)?,",
         replace: "Modify::Put { cf, key, value } => self.engine.put_cf(*cf, key, value)?,",
     },
+    // lab:end-needs
+    // lab:needs 2b
     // Stage 2b: proposing, persisting and applying in the raftstore.
     Mutant {
         id: "2b-apply-state-not-persisted",
@@ -258,6 +261,8 @@ pub const ENTRIES: &[Mutant] = &[
         find: "s.set_region(region.clone());",
         replace: "",
     },
+    // lab:end-needs
+    // lab:needs 2c
     // Stage 2c, store side: log compaction and snapshot installation.
     Mutant {
         id: "2c-compact-log-ignored",
@@ -358,6 +363,8 @@ pub const ENTRIES: &[Mutant] = &[
         find: "self.engines.kv.write(kv_wb, Durability::Sync)?;",
         replace: "self.engines.kv.write(kv_wb, Durability::Buffered)?;",
     },
+    // lab:end-needs
+    // lab:needs 3b
     // Stage 3b: admin commands, region epochs, peers created and destroyed.
     Mutant {
         id: "3b-conf-ver-not-bumped",
@@ -440,4 +447,5 @@ pub const ENTRIES: &[Mutant] = &[
         find: "meta::write_region_state(wb, &region, PeerState::Normal)?;",
         replace: "",
     },
+    // lab:end-needs
 ];
