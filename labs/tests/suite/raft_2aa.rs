@@ -1,4 +1,4 @@
-//! Stage 2AA: leader election (28 tests, `raft_test.go` / `raft_paper_test.go` of the original).
+//! Stage 2AA: leader election (29 tests, `raft_test.go` / `raft_paper_test.go` of the original).
 
 use rstest::rstest;
 
@@ -612,6 +612,32 @@ fn candidate_steps_down_on_majority_rejection_2aa(
     assert_eq!(r.state, want, "{case}: state");
     assert_eq!(r.term, 1, "{case}: the term does not change");
     assert_eq!(r.vote, 1, "{case}: the vote of term 1 stays with node 1");
+}
+
+/// A follower that gets an append of its own term records the sender as its leader.
+///
+/// Catches a follower that records the leader only from heartbeats or from messages of a
+/// higher term: after an election its voters (already at the new term when they voted) would
+/// not know the leader, so they could not redirect clients or forward a leader transfer. The
+/// append is delivered by hand, so this needs no replication (the network version,
+/// `followers_learn_leader_from_its_append_2ab`, needs 2AB's appends). The original only
+/// checks the leader's own `lead` (3A).
+#[test]
+fn follower_learns_leader_from_an_append_of_its_term_2aa() {
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, MemStorage::new());
+    r.become_follower(1, INVALID_ID);
+    assert_eq!(
+        (r.term, r.lead),
+        (1, INVALID_ID),
+        "a follower of term 1 with no leader"
+    );
+    let _ = r.step(new_message(2, 1, MsgAppend, 1));
+    assert_eq!(
+        (r.state, r.term, r.lead),
+        (Follower, 1, 2),
+        "an append of term 1 from node 2 makes node 2 the leader"
+    );
+    assert_eq!(r.soft_state().lead, 2, "the soft state shows it");
 }
 
 /// Messages of an older term are ignored: a candidate of term 2 is not moved by a heartbeat,
