@@ -133,11 +133,13 @@ impl Report {
                         .count(),
                     total: of_stage.len(),
                     functions,
+                    // `+ 0.0`: a float sum of nothing is -0.0, which would print as "-0.0".
                     points: of_stage
                         .iter()
                         .filter(|(r, _)| r.outcome.status.passed())
                         .map(|(_, w)| w)
-                        .sum(),
+                        .sum::<f64>()
+                        + 0.0,
                 }
             })
             .collect();
@@ -160,7 +162,7 @@ impl Report {
 
     /// Points earned over every graded stage.
     pub fn score(&self) -> f64 {
-        self.stages.iter().map(|s| s.points).sum()
+        self.stages.iter().map(|s| s.points).sum::<f64>() + 0.0
     }
 
     /// Points available over every stage that has tests.
@@ -505,6 +507,18 @@ mod tests {
 
     /// A failure's report leads with its message and replay command, in the table's
     /// failure list, in results.json and in JUnit alike.
+    #[test]
+    fn a_stage_with_nothing_passed_scores_plain_zero() {
+        let sel: Selection = "2b".parse().unwrap();
+        let failed = result("cluster_2b::basic_2b", "2b", Status::Failed);
+        let r = Report::new(&sel, vec![failed], Duration::from_secs(1));
+        assert!(r.score().is_sign_positive() && r.stages[0].points.is_sign_positive());
+        let mut out = Vec::new();
+        r.print(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains(" 0.0/20.0") && !out.contains("-0.0"), "{out}");
+    }
+
     #[test]
     fn failures_lead_with_message_and_replay() {
         let sel: Selection = "2b".parse().unwrap();

@@ -6,7 +6,7 @@
 //!
 //! A *needs* region, `// lab:needs SET` to `// lab:end-needs` (SET as `labs handout --strip`
 //! takes it: `2b`, `2aa..3a`, `2a,2b`), fences code outside the solution that runs the
-//! reference solution of the stages in SET: unit tests, doctest-free helpers, fixtures. A
+//! reference solution of the stages in SET: unit tests, doctests, fixtures. A
 //! handout that strips any stage of SET removes the region whole, markers included, so a
 //! student tree has no test that panics on a stub. It has no stub lines.
 //!
