@@ -53,6 +53,11 @@ pub fn assemble(submission: &Path, pristine: &Path, work: &Path) -> io::Result<V
 /// Directories never compared or copied: build output and version control.
 const IGNORED_DIRS: &[&str] = &["target", ".git"];
 
+/// The top-level dependency cache of an offline autograder (`labs handout --vendor`): not
+/// compared either, as it never comes from a submission (the assembled tree has the
+/// instructor's) and a student's tree usually has none.
+const VENDOR_DIR: &str = "vendor";
+
 /// Crates that are never lab crates, whatever their sources mention: the suites and the
 /// grader, the harness, the protos.
 const FRAMEWORK_CRATES: &[&str] = &["labs", "harness", "proto"];
@@ -152,7 +157,9 @@ fn walk(root: &Path, rel: &Path, out: &mut BTreeSet<PathBuf>) -> io::Result<()> 
     for entry in fs::read_dir(root.join(rel))? {
         let entry = entry?;
         let name = entry.file_name();
-        if IGNORED_DIRS.iter().any(|d| name == *d) {
+        if IGNORED_DIRS.iter().any(|d| name == *d)
+            || rel.as_os_str().is_empty() && name == VENDOR_DIR
+        {
             continue;
         }
         let path = rel.join(&name);

@@ -246,15 +246,19 @@ impl Report {
         )?;
         writeln!(out, "{}", "-".repeat(71))?;
         for s in &self.stages {
-            let tests = if s.total == 0 {
-                "no suite".to_owned()
+            let (tests, points) = if self.build_failure.is_some() {
+                // Its tests are unknown, not absent: every point of the stage is lost.
+                (
+                    "no build".to_owned(),
+                    format!("0.0/{:.1}", f64::from(s.stage.points)),
+                )
+            } else if s.total == 0 {
+                ("no suite".to_owned(), "-".to_owned())
             } else {
-                format!("{}/{}", s.passed, s.total)
-            };
-            let points = if s.total == 0 {
-                "-".to_owned()
-            } else {
-                format!("{:.1}/{:.1}", s.points, s.max_points())
+                (
+                    format!("{}/{}", s.passed, s.total),
+                    format!("{:.1}/{:.1}", s.points, s.max_points()),
+                )
             };
             writeln!(
                 out,
@@ -507,6 +511,25 @@ mod tests {
 
     /// A failure's report leads with its message and replay command, in the table's
     /// failure list, in results.json and in JUnit alike.
+    #[test]
+    fn a_tree_that_does_not_build_loses_every_point_of_each_stage() {
+        let sel: Selection = "1,2aa".parse().unwrap();
+        let failure = BuildFailure {
+            output: "error[E0425]: cannot find value `x`".into(),
+        };
+        let r = Report::build_failed(&sel, failure, Duration::from_secs(1));
+        let mut out = Vec::new();
+        r.print(&mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("no build") && out.contains("0.0/10.0"),
+            "{out}"
+        );
+        assert!(!out.contains("no suite") && !out.contains("-0.0"), "{out}");
+        assert_eq!(r.score(), 0.0);
+        assert!(!r.full_marks());
+    }
+
     #[test]
     fn a_stage_with_nothing_passed_scores_plain_zero() {
         let sel: Selection = "2b".parse().unwrap();

@@ -98,6 +98,11 @@ fn sync_dir(
                 fs::write(&dest, &content)?;
                 written += 1;
             }
+            // Keep the mode: build scripts run binaries shipped in crates (protoc).
+            let mode = entry.metadata()?.permissions();
+            if fs::metadata(&dest)?.permissions() != mode {
+                fs::set_permissions(&dest, mode)?;
+            }
         }
     }
     // Files deleted from the tree are deleted from the copy (its target dir is kept).
@@ -170,5 +175,22 @@ mod tests {
             "stub"
         );
         assert_eq!(sync_tree(src.path(), dst.path(), &replace).unwrap(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn sync_tree_keeps_the_executable_bit() {
+        use std::os::unix::fs::PermissionsExt;
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let tool = src.path().join("protoc");
+        fs::write(&tool, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
+        sync_tree(src.path(), dst.path(), &|_| None).unwrap();
+        let mode = fs::metadata(dst.path().join("protoc"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
     }
 }
