@@ -135,8 +135,11 @@ enum Cmd {
         workspace: Option<PathBuf>,
     },
     /// Write a student tree with the lab: regions of the --strip stages replaced by their
-    /// stubs, and .labs/manifest.json (hashes of the files students must not change); then
-    /// check that it builds, is clippy-clean, and fails each stripped stage's suite.
+    /// stubs (and lab:needs regions of those stages removed), tidy the imports and dead code
+    /// the stripping leaves, write .labs/manifest.json (hashes of the files students must not
+    /// change) and the autograder kits; then check that it builds, is clippy-clean, passes its
+    /// unit tests and doctests, and fails each stripped stage's suite. With --check instead:
+    /// strip every stage alone and check it.
     Handout(labs::handout::HandoutArgs),
 }
 

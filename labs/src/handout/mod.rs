@@ -2,10 +2,13 @@
 //!
 //! `labs handout --strip SET --out DIR` copies the workspace's sources to `DIR` (no build
 //! output, no `.git`), replacing the `lab:` regions of the stages in `SET` by their stubs
-//! ([`markers`] defines the regions, [`strip`] the replacement, [`tree`] which files), writes
-//! `DIR/.labs/manifest.json` ([`manifest`]: hashes of what students must not change), then
-//! [`check`]s that the tree builds, is clippy-clean, and fails the suite of every stripped
-//! stage. `labs handout --verify-manifest TREE` compares a tree with its manifest.
+//! ([`markers`] defines the regions, [`strip`] the replacement, [`tree`] which files), lets
+//! the compiler [`tidy`] what the stripping left unused, writes `DIR/.labs/manifest.json`
+//! ([`manifest`]: hashes of what students must not change) and the autograder kits, then
+//! [`check`]s that the tree builds, is clippy-clean, passes its unit tests and doctests, and
+//! fails the suite of every stripped stage. `labs handout --check` ([`stage_check`]) strips
+//! each stage alone instead; `labs handout --verify-manifest TREE` compares a tree with its
+//! manifest.
 //!
 //! `SET` is what [`Selection`] parses: a list (`2b,3a`), an inclusive range in course order
 //! (`2b..3c`), a group (`2a`), or `all`.
@@ -83,7 +86,8 @@ pub struct HandoutArgs {
     /// Overwrite an earlier handout in --out (a directory with a .labs/manifest.json).
     #[arg(long)]
     pub force: bool,
-    /// Write the tree and manifest only: skip build, clippy and the suites.
+    /// Write the tree, manifest and kits only: no compiler runs, so no tidying of the imports
+    /// and dead code the stripping leaves, no build, clippy, unit tests or suites.
     #[arg(long)]
     pub no_check: bool,
     /// The target dir of the checks' builds (default: the handout's target/, seeded from the
