@@ -7,10 +7,11 @@
 //! Gradescope and JUnit files. [`bench`] times a stage's suite as `cargo test` runs it.
 //! [`kits`] writes the autograder kits (GitHub Classroom, Gradescope) into a handout.
 //! [`handout`] writes the student tree of a set of stages and the manifest of what students
-//! must not change.
+//! must not change. [`book`] checks that the course guide (`docs/`) points at what exists.
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod book;
 pub mod grade;
 pub mod handout;
 pub mod kits;

@@ -141,6 +141,17 @@ enum Cmd {
     /// unit tests and doctests, and fails each stripped stage's suite. With --check instead:
     /// strip every stage alone and check it.
     Handout(labs::handout::HandoutArgs),
+    /// Check the course guide (docs/src: every link, include and cited test exists, Rust is
+    /// included from real files), then build it with `mdbook build docs` when mdbook is
+    /// installed.
+    Doc {
+        /// Open the built book in a browser.
+        #[arg(long)]
+        open: bool,
+        /// The tree whose book to check (default: this workspace).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
 }
 
 fn default_workspace() -> PathBuf {
@@ -204,10 +215,45 @@ fn choose_mutants(
     Ok(named.into_iter().filter(|m| keep.contains(&m.id)).collect())
 }
 
+/// `labs doc`: the rot check, then mdbook if it is installed.
+fn doc(root: &std::path::Path, open: bool) -> ExitCode {
+    match labs::book::check(root) {
+        Ok(problems) if problems.is_empty() => {
+            println!("labs doc: every link, include and cited test of docs/src exists");
+        }
+        Ok(problems) => {
+            problems.iter().for_each(|p| println!("{p}"));
+            println!("labs doc: {} problem(s) in the book", problems.len());
+            return ExitCode::from(1);
+        }
+        Err(e) => {
+            eprintln!("labs doc: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let mut cmd = std::process::Command::new("mdbook");
+    cmd.arg("build").arg(root.join("docs"));
+    if open {
+        cmd.arg("--open");
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::from(1),
+        Err(_) => {
+            println!(
+                "labs doc: mdbook is not installed, so the book was not built \
+                 (cargo install mdbook, then run this again)"
+            );
+            ExitCode::SUCCESS
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let Cli { command } = Cli::parse();
     match command {
         Cmd::Handout(args) => labs::handout::main(args, default_workspace(), cores()),
+        Cmd::Doc { open, workspace } => doc(&workspace.unwrap_or_else(default_workspace), open),
         Cmd::Grade {
             stage,
             jobs,
