@@ -141,8 +141,9 @@ enum Cmd {
     /// unit tests and doctests, and fails each stripped stage's suite. With --check instead:
     /// strip every stage alone and check it.
     Handout(labs::handout::HandoutArgs),
-    /// Check the course guide (docs/src: every link, include and cited test exists, Rust is
-    /// included from real files), then build it with `mdbook build docs` when mdbook is
+    /// Check the course guide (docs/src: every link, include, cited test, named item and file
+    /// exists in a student's tree, Rust is included from real files and never from a lab
+    /// region), then build it with `mdbook build docs` when mdbook is
     /// installed.
     Doc {
         /// Open the built book in a browser.
@@ -219,7 +220,9 @@ fn choose_mutants(
 fn doc(root: &std::path::Path, open: bool) -> ExitCode {
     match labs::book::check(root) {
         Ok(problems) if problems.is_empty() => {
-            println!("labs doc: every link, include and cited test of docs/src exists");
+            println!(
+                "labs doc: every link, include, test, item and file that docs/src names exists"
+            );
         }
         Ok(problems) => {
             problems.iter().for_each(|p| println!("{p}"));

@@ -1,0 +1,483 @@
+//! The course guide's rot check: what `docs/src` (an mdBook) points at must exist.
+//!
+//! A guide that names a file, an item, a test or a code snippet the tree no longer has
+//! misleads the student who trusts it, so [`check`] finds, in every Markdown file of the book:
+//!
+//! - relative links (`[text](../../raft/src/raft.rs)`) whose target does not exist (web links
+//!   and in-page anchors are not checked; an empty link is an mdBook draft chapter);
+//! - `{{#include path}}` and `{{#rustdoc_include path}}` directives whose file, `:anchor` or
+//!   line range does not exist, or that take lines of a `lab:` region: those lines leave the
+//!   handouts, so the book would show students the reference solution, or nothing;
+//! - tests cited in backticks (`` `leader_election_2aa` ``: a name ending in a stage suffix,
+//!   or `` `store_3b::name` `` qualified by its suite file) that no suite defines;
+//! - items named in backticks (`` `PeerStorage::append` ``, `` `conf_ver` ``,
+//!   `` `MsgTransferLeader` ``) that a student's tree does not define: every segment of the
+//!   path must be defined outside the `lab:` regions ([`names`]);
+//! - files named in backticks (`` `raft_log.rs` ``, `` `raft/src/raft.rs` ``) that do not
+//!   exist;
+//! - `rust` code blocks written inline: a block of Rust in the book must be included from a
+//!   real file (which the workspace compiles and tests), so it cannot stop compiling unseen.
+//!
+//! `labs doc` runs the check and then `mdbook build docs`; a unit test runs it on this tree.
+
+pub mod names;
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::handout::markers;
+use crate::stages::Stage;
+use names::Names;
+
+/// Where the book's sources are, relative to the workspace root.
+pub const BOOK_SRC: &str = "docs/src";
+
+/// Where the suites are, relative to the workspace root.
+const SUITES: &str = "labs/tests/suite";
+
+/// The extensions of the file names the book may write in backticks.
+const FILE_EXTENSIONS: &[&str] = &[".rs", ".toml", ".md", ".proto", ".json", ".sh", ".yml"];
+
+/// One thing in the book that points nowhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The Markdown file, relative to the workspace root.
+    pub file: PathBuf,
+    /// The 1-based line.
+    pub line: usize,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.what)
+    }
+}
+
+/// Checks the book of the workspace at `root`; returns every problem found (none: the book
+/// is sound).
+pub fn check(root: &Path) -> io::Result<Vec<Problem>> {
+    let names = Names::of_tree(root)?;
+    let mut pages = Vec::new();
+    markdown_files(&root.join(BOOK_SRC), &mut pages)?;
+    pages.sort();
+    let mut problems = Vec::new();
+    for page in pages {
+        let text = fs::read_to_string(&page)?;
+        let rel = page.strip_prefix(root).unwrap_or(&page).to_owned();
+        let mut page = Page {
+            root,
+            dir: page.parent().unwrap_or(Path::new(".")),
+            rel: &rel,
+            names: &names,
+            problems: &mut problems,
+        };
+        page.check(&text);
+    }
+    Ok(problems)
+}
+
+fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            markdown_files(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "md") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `word` names a graded test: snake case ending in a stage suffix (`basic_2b`).
+fn is_test_name(word: &str) -> bool {
+    word.chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && word.contains('_')
+        && Stage::of_test(word).is_some()
+}
+
+/// Whether `span` is a Rust path: identifiers joined by `::`.
+fn is_path(span: &str) -> bool {
+    !span.is_empty()
+        && span.split("::").all(|seg| {
+            seg.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// One page being checked.
+struct Page<'a> {
+    root: &'a Path,
+    /// The page's directory, which its relative links start from.
+    dir: &'a Path,
+    rel: &'a Path,
+    names: &'a Names,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Page<'_> {
+    fn problem(&mut self, line: usize, what: String) {
+        self.problems.push(Problem {
+            file: self.rel.to_owned(),
+            line,
+            what,
+        });
+    }
+
+    fn check(&mut self, text: &str) {
+        // The fence of the code block we are in, whether it is an inline rust block, and
+        // the line it opened on.
+        let mut fence: Option<(String, bool, usize)> = None;
+        for (i, line) in text.lines().enumerate() {
+            let n = i + 1;
+            let trimmed = line.trim_start();
+            if let Some((marker, rust, _)) = &fence {
+                if trimmed.starts_with(marker.as_str()) && trimmed.trim_end() == marker.as_str() {
+                    fence = None;
+                    continue;
+                }
+                let found = includes(line);
+                let inline_rust = *rust && !trimmed.is_empty() && found.is_empty();
+                for include in found {
+                    self.check_include(&include, n);
+                }
+                if inline_rust {
+                    self.problem(
+                        n,
+                        "a rust code block written inline: include it from a real file \
+                         ({{#include path:anchor}}) so that it is compiled"
+                            .to_owned(),
+                    );
+                    // One report per block.
+                    fence = fence.take().map(|(m, _, l)| (m, false, l));
+                }
+                continue;
+            }
+            if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
+                let marker: String = trimmed
+                    .chars()
+                    .take_while(|c| *c == '`' || *c == '~')
+                    .collect();
+                let info = trimmed[marker.len()..].trim();
+                let lang = info.split([',', ' ']).next().unwrap_or("");
+                fence = Some((marker, lang == "rust", n));
+                continue;
+            }
+            for include in includes(line) {
+                self.check_include(&include, n);
+            }
+            for target in links(line) {
+                let path = target.split('#').next().unwrap_or("");
+                if path.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                    continue;
+                }
+                if !self.dir.join(path).exists() {
+                    self.problem(n, format!("link to {target}: no such file"));
+                }
+            }
+            for span in code_spans(line) {
+                if let Some(what) = self.span_problem(span.trim()) {
+                    self.problem(n, what);
+                }
+            }
+        }
+        if let Some((_, _, line)) = fence {
+            self.problem(line, "a code block that never ends".to_owned());
+        }
+    }
+
+    /// What is wrong with a code span of the prose: a test, item or file it names that does
+    /// not exist.
+    fn span_problem(&self, span: &str) -> Option<String> {
+        if !span.contains(' ') && FILE_EXTENSIONS.iter().any(|e| span.ends_with(e)) {
+            let found = if span.contains('/') {
+                self.root.join(span).exists() || self.dir.join(span).exists()
+            } else {
+                self.names.has_file_named(span)
+            };
+            return (!found).then(|| format!("file `{span}`: not in the tree"));
+        }
+        // `basic_2b()`, `raft_2aa::leader_election_2aa`, `PeerStorage::append`.
+        let path = span.trim_end_matches("()");
+        // A one-letter span is a variable of the prose (`entry i + 1`), not an item.
+        if !is_path(path) || path.len() == 1 {
+            return None;
+        }
+        let segments: Vec<&str> = path.split("::").collect();
+        let last = segments[segments.len() - 1];
+        if let (true, Some(fns)) = (segments.len() > 1, self.names.suite(segments[0])) {
+            return (!fns.contains(last))
+                .then(|| format!("test `{path}`: {}.rs does not define it", segments[0]));
+        }
+        if is_test_name(last) {
+            return (!self.names.is_suite_fn(last))
+                .then(|| format!("test `{last}`: no suite defines it"));
+        }
+        let unknown: Vec<&str> = segments
+            .iter()
+            .copied()
+            .filter(|s| !self.names.knows(s))
+            .collect();
+        (!unknown.is_empty()).then(|| {
+            format!(
+                "`{path}`: nothing in a student's tree (outside the lab: regions) defines `{}`",
+                unknown.join("`, `")
+            )
+        })
+    }
+
+    /// Checks `{{#include path[:anchor | :from:to]}}`: the file, the anchor or lines, and
+    /// that none of them is inside a `lab:` region.
+    fn check_include(&mut self, include: &str, line: usize) {
+        let mut parts = include.splitn(2, ':');
+        let path = parts.next().unwrap_or("").trim();
+        let selector = parts.next().map(str::trim).unwrap_or("");
+        let file = self.dir.join(path);
+        let Ok(source) = fs::read_to_string(&file) else {
+            self.problem(line, format!("include of {include}: no such file"));
+            return;
+        };
+        let count = source.lines().count();
+        let lines = match included_lines(&source, selector) {
+            Ok(lines) => lines,
+            Err(what) => {
+                self.problem(line, format!("include of {include}: {what}"));
+                return;
+            }
+        };
+        let (from, to) = (*lines.start(), (*lines.end()).min(count));
+        let regions = markers::parse(&file, &source).unwrap_or_default();
+        if let Some(r) = regions.iter().find(|r| r.begin <= to && from <= r.end) {
+            self.problem(
+                line,
+                format!(
+                    "include of {include}: takes lines of the lab: region at line {} \
+                     (they leave the handouts; include code outside the regions)",
+                    r.begin
+                ),
+            );
+        }
+    }
+}
+
+/// The 1-based lines of `source` that an include selects: all, `anchor`, `from:to`, `from:`,
+/// `:to` or `line`.
+fn included_lines(source: &str, selector: &str) -> Result<std::ops::RangeInclusive<usize>, String> {
+    let count = source.lines().count();
+    if selector.is_empty() {
+        return Ok(1..=count);
+    }
+    let number = |s: &str| s.trim().parse::<usize>().ok();
+    let is_range = selector
+        .chars()
+        .all(|c| c.is_ascii_digit() || c == ':' || c == ' ');
+    if is_range {
+        let (from, to) = match selector.split_once(':') {
+            Some((a, b)) => (number(a).unwrap_or(1), number(b).unwrap_or(count)),
+            None => {
+                let one = number(selector).unwrap_or(1);
+                (one, one)
+            }
+        };
+        if from == 0 || from > to || from > count {
+            return Err(format!(
+                "lines {selector} are not in the file ({count} lines)"
+            ));
+        }
+        return Ok(from..=to);
+    }
+    let anchor = selector;
+    let begins = |l: &str, tag: &str| {
+        l.split_once(tag)
+            .is_some_and(|(_, rest)| rest.split_whitespace().next() == Some(anchor))
+    };
+    let start = source.lines().position(|l| begins(l, "ANCHOR:"));
+    let end = source.lines().position(|l| begins(l, "ANCHOR_END:"));
+    match (start, end) {
+        (Some(s), Some(e)) if s < e => Ok(s + 1..=e + 1),
+        (Some(_), Some(_)) => Err(format!("anchor {anchor} ends before it begins")),
+        _ => Err(format!(
+            "no ANCHOR: {anchor} … ANCHOR_END: {anchor} in the file"
+        )),
+    }
+}
+
+/// The arguments of the `{{#include ...}}` / `{{#rustdoc_include ...}}` directives on `line`.
+fn includes(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("{{#") {
+        let after = &rest[at + 3..];
+        let Some(end) = after.find("}}") else {
+            break;
+        };
+        let body = after[..end].trim();
+        for directive in ["include ", "rustdoc_include "] {
+            if let Some(arg) = body.strip_prefix(directive) {
+                out.push(arg.trim().to_owned());
+            }
+        }
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+/// The targets of the Markdown links `[text](target)` on `line` (outside inline code).
+fn links(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("](") {
+        let after = &rest[at + 2..];
+        let Some(end) = after.find(')') else {
+            break;
+        };
+        let target = after[..end].trim();
+        // `[text](target "title")`
+        let target = target.split_whitespace().next().unwrap_or("");
+        out.push(target);
+        rest = &after[end + 1..];
+    }
+    out
+}
+
+/// The inline code spans on `line`.
+fn code_spans(line: &str) -> impl Iterator<Item = &str> {
+    line.split('`').skip(1).step_by(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let path = root.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+
+    fn problems_of(page: &str) -> Vec<String> {
+        let root = tempfile::tempdir().unwrap();
+        write(root.path(), "Cargo.lock", "[[package]]\nname = \"raft\"\n");
+        write(
+            root.path(),
+            "raft/src/raft.rs",
+            "// ANCHOR: tick\npub struct Raft;\nfn tick() {}\n// ANCHOR_END: tick\n\
+             fn step() {\n    // lab:begin 2aa\n    // lab:stub todo!()\n    fn reference_helper() {}\n    \
+             // lab:end 2aa\n}\n// ANCHOR: step\n// ANCHOR_END: step\n",
+        );
+        write(
+            root.path(),
+            "labs/tests/suite/raft_2aa.rs",
+            "#[test]\nfn leader_election_2aa() {}\n",
+        );
+        write(
+            root.path(),
+            "labs/tests/suite/store_3b.rs",
+            "#[test]\nfn a_tombstone_keeps_it_dead() {}\n",
+        );
+        write(
+            root.path(),
+            "docs/src/SUMMARY.md",
+            "- [Page](page.md)\n- [Draft]()\n",
+        );
+        write(root.path(), "docs/src/page.md", page);
+        check(root.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_sound_page_has_no_problems() {
+        let page = "See [the raft](../../raft/src/raft.rs#L1) and [web](https://x.org/a.md).\n\
+                    `leader_election_2aa` and `raft_2aa::leader_election_2aa()` show it, and \
+                    `store_3b::a_tombstone_keeps_it_dead`; [`raft_2aa.rs`](../../labs/tests/suite/raft_2aa.rs), \
+                    `raft::Raft`, `tick()`, `Some`, `RUST_LOG`, `raft/src/raft.rs`, `raft.rs`, \
+                    `cargo test -p labs` and `lab:begin 2aa` are sound.\n\
+                    ```rust\n{{#include ../../raft/src/raft.rs:tick}}\n```\n\
+                    ```text\nfn not_rust() {}\n```\n";
+        assert_eq!(problems_of(page), Vec::<String>::new());
+    }
+
+    #[test]
+    fn finds_broken_links_includes_and_tests() {
+        let page = "A [gone file](../../raft/src/gone.rs).\n\
+                    {{#include ../../raft/src/nope.rs:tick}}\n\
+                    `leader_gone_2aa` is cited.\n\
+                    `store_3b::leader_election_2aa` is in another file.\n";
+        let found = problems_of(page);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found[0].starts_with("docs/src/page.md:1: link to ../../raft/src/gone.rs"));
+        assert!(found[1].starts_with("docs/src/page.md:2: include of ../../raft/src/nope.rs"));
+        assert!(found[2].starts_with("docs/src/page.md:3: test `leader_gone_2aa`"));
+        assert!(found[3].contains(":4: test `store_3b::leader_election_2aa`: store_3b.rs"));
+    }
+
+    /// An item the reference defines inside a lab region is gone from a student's tree.
+    #[test]
+    fn finds_items_and_files_a_students_tree_lacks() {
+        let page = "`Raft::tock` and `reference_helper` and `gone.rs` and `raft/src/gone.rs`\n";
+        let found = problems_of(page);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found[0].contains(":1: `Raft::tock`: nothing in a student's tree"));
+        assert!(found[0].ends_with("defines `tock`"), "{}", found[0]);
+        assert!(
+            found[1].contains("defines `reference_helper`"),
+            "{}",
+            found[1]
+        );
+        assert!(found[2].contains("file `gone.rs`: not in the tree"));
+        assert!(found[3].contains("file `raft/src/gone.rs`: not in the tree"));
+    }
+
+    /// An include must not reach into a lab region (the handouts lose it) nor past the file.
+    #[test]
+    fn includes_need_their_anchor_and_stay_out_of_lab_regions() {
+        let page = "{{#include ../../raft/src/raft.rs:gone}}\n\
+                    {{#include ../../raft/src/raft.rs:5:7}}\n\
+                    {{#include ../../raft/src/raft.rs}}\n\
+                    {{#include ../../raft/src/raft.rs:step}}\n\
+                    {{#include ../../raft/src/raft.rs:1:3}}\n\
+                    {{#include ../../raft/src/raft.rs:40:}}\n";
+        let found = problems_of(page);
+        assert_eq!(found.len(), 4, "{found:?}");
+        assert!(found[0].contains(":1: include of ../../raft/src/raft.rs:gone: no ANCHOR: gone"));
+        assert!(found[1].contains(":2: include of ../../raft/src/raft.rs:5:7: takes lines"));
+        assert!(found[2].contains(":3: include of ../../raft/src/raft.rs: takes lines"));
+        assert!(found[3].contains(":6: include of ../../raft/src/raft.rs:40:: lines 40:"));
+    }
+
+    #[test]
+    fn inline_rust_blocks_and_unclosed_fences_are_problems() {
+        let found = problems_of("```rust\nfn f() {}\nfn g() {}\n```\n```text\nx\n");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains(":2: a rust code block written inline"));
+        assert!(found[1].contains(":5: a code block that never ends"));
+    }
+
+    /// The book of this tree is sound.
+    #[test]
+    fn this_book_points_at_what_exists() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("labs sits in the workspace");
+        let found = check(root).unwrap();
+        assert!(
+            found.is_empty(),
+            "{}",
+            found
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+}
