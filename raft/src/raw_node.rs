@@ -26,6 +26,7 @@ use crate::progress::Progress;
 use crate::raft::{is_local_msg, is_response_msg, Raft, SnapshotStatus, SoftState};
 use crate::storage::Storage;
 
+// ANCHOR: ready
 /// The work a node hands to the application: persist `snapshot`, `entries` and
 /// `hard_state`, then send `messages`, then apply `committed_entries`.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -43,6 +44,7 @@ pub struct Ready {
     /// Messages to send once `entries` and `hard_state` are persisted.
     pub messages: Vec<Message>,
 }
+// ANCHOR_END: ready
 
 /// A summary of a node's state.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -36,6 +36,7 @@ impl RaftState {
     }
 }
 
+// ANCHOR: storage
 /// The read side of the persisted raft state and log.
 ///
 /// Indexes: the log holds entries `first_index() ..= last_index()`; the entry just before
@@ -62,6 +63,7 @@ pub trait Storage {
     /// being generated: raft tries again later.
     fn snapshot(&self) -> Result<Snapshot>;
 }
+// ANCHOR_END: storage
 
 /// The state behind a [`MemStorage`]: a log, a hard state, a membership and the latest
 /// snapshot.
