@@ -17,3 +17,5 @@ pub mod handout;
 pub mod kits;
 pub mod mutants;
 pub mod stages;
+#[cfg(test)]
+mod test_files;

@@ -355,12 +355,7 @@ fn code_spans(line: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let path = root.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
+    use crate::test_files::write;
 
     fn problems_of(page: &str) -> Vec<String> {
         let root = tempfile::tempdir().unwrap();

@@ -176,14 +176,7 @@ fn walk(root: &Path, rel: &Path, out: &mut BTreeSet<PathBuf>) -> io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let path = root.join(rel);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{e}"));
-        }
-        fs::write(path, text).unwrap_or_else(|e| panic!("{e}"));
-    }
+    use crate::test_files::write;
 
     fn tree(root: &Path) {
         write(root, "Cargo.toml", "[workspace]");

@@ -182,12 +182,7 @@ fn hash_file(path: &Path) -> Result<String, HandoutError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let path = root.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
+    use crate::test_files::write;
 
     fn tree() -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();

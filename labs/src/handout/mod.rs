@@ -484,12 +484,7 @@ pub fn main(args: HandoutArgs, default_workspace: PathBuf, threads: usize) -> Ex
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let path = root.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
+    use crate::test_files::write;
 
     fn workspace() -> tempfile::TempDir {
         let ws = tempfile::tempdir().unwrap();

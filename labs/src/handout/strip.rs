@@ -23,8 +23,8 @@ pub fn strip_regions(source: &str, regions: &[Region], selection: &Selection) ->
         // Drop any region already behind this line (regions are in file order).
         while regions.next_if(|r| r.end < n).is_some() {}
         match regions.peek() {
-            Some(r) if matches!(r.kind, RegionKind::Needs(_)) && (r.begin..=r.end).contains(&n) => {
-            }
+            // A stripped needs region goes whole, markers included (`r.end >= n` here).
+            Some(r) if is_needs(r) && r.begin <= n => {}
             Some(r) if n == r.begin => {
                 out.push_str(line);
                 r.stub.iter().for_each(|s| out.push_str(s));
@@ -35,6 +35,10 @@ pub fn strip_regions(source: &str, regions: &[Region], selection: &Selection) ->
         }
     }
     out
+}
+
+fn is_needs(region: &Region) -> bool {
+    matches!(region.kind, RegionKind::Needs(_))
 }
 
 /// What stripping one file did.

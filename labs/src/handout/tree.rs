@@ -154,12 +154,7 @@ fn collect_sources(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn write(root: &Path, rel: &str, text: &str) {
-        let path = root.join(rel);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, text).unwrap();
-    }
+    use crate::test_files::write;
 
     const MARKED: &str =
         "fn f() {\n    // lab:begin 2b\n    // lab:stub todo!()\n    1\n    // lab:end 2b\n}\n";
