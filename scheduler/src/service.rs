@@ -400,8 +400,6 @@ mod tests {
 
     use super::*;
 
-    const MS: Duration = Duration::from_millis(1);
-
     fn peer(store_id: u64, id: u64) -> Peer {
         let mut p = Peer::new();
         p.store_id = store_id;
@@ -442,58 +440,6 @@ mod tests {
         let mut stats = StoreStats::new();
         stats.store_id = id;
         s.store_heartbeat(&stats, now).expect("store heartbeat");
-    }
-
-    /// While balance finds nothing its interval grows from the minimum by the factor, capped
-    /// at the maximum; the first operator after a store joins comes at the next run of that
-    /// grown schedule, and the interval is back at the minimum after it.
-    #[test]
-    fn balance_interval_grows_while_idle_and_resets_on_success() {
-        let opts = ScheduleConfig {
-            enable_replica_checker: false,
-            max_schedule_interval: 200 * MS,
-            ..ScheduleConfig::default()
-        };
-        let s = service(3, 12, opts.clone());
-        // The runs the schedule should make while idle, ticked every millisecond: at 0, then
-        // at the first tick one (growing) interval after the previous run.
-        let ceil_ms = |d: Duration| Duration::from_millis(d.as_nanos().div_ceil(1_000_000) as u64);
-        let mut runs = vec![Duration::ZERO];
-        let mut interval = opts.min_schedule_interval;
-        while *runs.last().unwrap_or(&Duration::ZERO) < Duration::from_secs(2) {
-            interval = interval
-                .mul_f64(opts.schedule_interval_factor)
-                .min(opts.max_schedule_interval);
-            runs.push(ceil_ms(runs[runs.len() - 1] + interval));
-        }
-        let joins = Duration::from_millis(1500);
-        let expected = runs
-            .iter()
-            .copied()
-            .find(|&t| t >= joins)
-            .unwrap_or_default();
-        let mut first = None;
-        let mut t = Duration::ZERO;
-        while t <= Duration::from_secs(2) && first.is_none() {
-            if t == joins {
-                add_store(&s, 4, t);
-            }
-            s.tick(t);
-            if !s.operators().is_empty() {
-                first = Some(t);
-            }
-            t += MS;
-        }
-        assert_eq!(first, Some(expected), "idle runs: {runs:?}");
-        let ops = s.operators();
-        assert_eq!(ops.len(), 1, "{ops:?}");
-        assert!(ops[0].kind().contains(OpKind::BALANCE));
-        // Reset: the next run is one minimum interval later and finds another move.
-        let next = expected + opts.min_schedule_interval;
-        s.tick(next - MS);
-        assert_eq!(s.operators().len(), 1);
-        s.tick(next);
-        assert_eq!(s.operators().len(), 2, "{:?}", s.operators());
     }
 
     /// At most `region_schedule_limit` peer-moving operators run at once.

@@ -16,7 +16,10 @@
 //! - files named in backticks (`` `raft_log.rs` ``, `` `raft/src/raft.rs` ``) that do not
 //!   exist;
 //! - `rust` code blocks written inline: a block of Rust in the book must be included from a
-//!   real file (which the workspace compiles and tests), so it cannot stop compiling unseen.
+//!   real file (which the workspace compiles and tests), so it cannot stop compiling unseen;
+//! - translations (`docs/src/zh/faq.md` of `docs/src/faq.md`) out of step with their
+//!   original: another number of sections, or a section whose code spans or link targets
+//!   differ from the original's.
 //!
 //! `labs doc` runs the check and then `mdbook build docs`; a unit test runs it on this tree.
 
@@ -77,7 +80,116 @@ pub fn check(root: &Path) -> io::Result<Vec<Problem>> {
         };
         page.check(&text);
     }
+    check_translations(root, &mut problems)?;
     Ok(problems)
+}
+
+/// Where a page's translations live: `docs/src/<lang>/<page>` mirrors `docs/src/<page>`.
+const TRANSLATIONS: &[&str] = &["zh"];
+
+/// A translated page must stay in step with its original: the same number of sections, and
+/// in each section the same code spans and the same link targets (the prose is free).
+fn check_translations(root: &Path, problems: &mut Vec<Problem>) -> io::Result<()> {
+    let src = root.join(BOOK_SRC);
+    for lang in TRANSLATIONS {
+        let mut pages = Vec::new();
+        markdown_files(&src.join(lang), &mut pages)?;
+        pages.sort();
+        for page in pages {
+            let rel = page.strip_prefix(root).unwrap_or(&page).to_owned();
+            let Ok(inner) = page.strip_prefix(src.join(lang)) else {
+                continue;
+            };
+            let original = src.join(inner);
+            let Ok(original_text) = fs::read_to_string(&original) else {
+                problems.push(Problem {
+                    file: rel,
+                    line: 1,
+                    what: format!("a translation of {}, which does not exist", inner.display()),
+                });
+                continue;
+            };
+            let ours = sections(&fs::read_to_string(&page)?, page.parent());
+            let theirs = sections(&original_text, original.parent());
+            if ours.len() != theirs.len() {
+                problems.push(Problem {
+                    file: rel,
+                    line: 1,
+                    what: format!(
+                        "{} sections, but {} has {}: translate every section",
+                        ours.len(),
+                        original.strip_prefix(root).unwrap_or(&original).display(),
+                        theirs.len()
+                    ),
+                });
+                continue;
+            }
+            for (mine, orig) in ours.iter().zip(&theirs) {
+                if mine.refs != orig.refs {
+                    let missing: Vec<_> = orig.refs.difference(&mine.refs).cloned().collect();
+                    let extra: Vec<_> = mine.refs.difference(&orig.refs).cloned().collect();
+                    problems.push(Problem {
+                        file: rel.clone(),
+                        line: mine.line,
+                        what: format!(
+                            "out of step with the original's section at line {}: \
+                             missing {missing:?}, not in the original {extra:?}",
+                            orig.line
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One `## ` section of a page: where it starts, and the code spans and link targets (as
+/// paths from the workspace, so pages at different depths compare) it holds.
+struct Section {
+    line: usize,
+    refs: std::collections::BTreeSet<String>,
+}
+
+fn sections(text: &str, dir: Option<&Path>) -> Vec<Section> {
+    let dir = dir.unwrap_or(Path::new("."));
+    let mut out: Vec<Section> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("## ") {
+            out.push(Section {
+                line: i + 1,
+                refs: Default::default(),
+            });
+        }
+        let Some(section) = out.last_mut() else {
+            continue;
+        };
+        for span in code_spans(line) {
+            section.refs.insert(format!("`{span}`"));
+        }
+        for target in links(line) {
+            if target.contains("://") || target.is_empty() {
+                continue;
+            }
+            section.refs.insert(normalize(&dir.join(target)));
+        }
+    }
+    out
+}
+
+/// `path` with its `..` and `.` components resolved, as text.
+fn normalize(path: &Path) -> String {
+    let mut parts: Vec<std::path::Component<'_>> = Vec::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir if !parts.is_empty() => {
+                parts.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => parts.push(other),
+        }
+    }
+    parts.iter().collect::<PathBuf>().display().to_string()
 }
 
 fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
@@ -448,6 +560,54 @@ mod tests {
         assert!(found[1].contains(":2: include of ../../raft/src/raft.rs:5:7: takes lines"));
         assert!(found[2].contains(":3: include of ../../raft/src/raft.rs: takes lines"));
         assert!(found[3].contains(":6: include of ../../raft/src/raft.rs:40:: lines 40:"));
+    }
+
+    /// A translation keeps the original's sections, and in each its code and links.
+    #[test]
+    fn translations_stay_in_step_with_the_original() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        write(
+            root,
+            "labs/tests/suite/raft_2aa.rs",
+            "fn leader_election_2aa() {}\n",
+        );
+        write(root, "raft/src/raft.rs", "fn tick() {}\n");
+        write(
+            root,
+            "docs/src/faq.md",
+            "# FAQ\n## One\n`tick` [r](../../raft/src/raft.rs)\n## Two\n`leader_election_2aa`\n",
+        );
+        write(
+            root,
+            "docs/src/zh/faq.md",
+            "# 问题\n## 一\n`tick` [r](../../../raft/src/raft.rs)\n## 二\n`tick`\n",
+        );
+        write(root, "docs/src/zh/gone.md", "# 无\n");
+        let found: Vec<String> = check(root).unwrap().iter().map(|p| p.to_string()).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with(
+                "docs/src/zh/faq.md:4: out of step with the original's section at line 4"
+            ) && found[0].contains("missing [\"`leader_election_2aa`\"]")
+                && found[0].contains("not in the original [\"`tick`\"]"),
+            "{}",
+            found[0]
+        );
+        assert!(found[1].contains("docs/src/zh/gone.md:1: a translation of gone.md"));
+        write(root, "docs/src/zh/gone.md", "");
+        write(
+            root,
+            "docs/src/zh/faq.md",
+            "# 问题\n## 一\n`tick` [r](../../../raft/src/raft.rs)\n",
+        );
+        let found: Vec<String> = check(root).unwrap().iter().map(|p| p.to_string()).collect();
+        assert!(
+            found
+                .iter()
+                .any(|f| f.contains("zh/faq.md:1: 1 sections, but docs/src/faq.md has 2")),
+            "{found:?}"
+        );
     }
 
     #[test]

@@ -257,3 +257,78 @@ fn replica_checker_replaces_down_peer_3c() {
         (2, 3),
     );
 }
+
+/// The balance schedule (the original's `minInterval` / `nextInterval`): while balance finds
+/// nothing its interval grows from `min_schedule_interval` by `schedule_interval_factor`,
+/// capped at `max_schedule_interval`; the first move after a fourth store joins comes at the
+/// next run of that grown schedule, and the run after a move is one minimum interval later
+/// and finds the next move. The original leaves the schedule untested. Of the student's code
+/// this needs `process_region_heartbeat` to cache the regions and `schedule` to find a move
+/// onto the new store.
+#[test]
+fn balance_runs_sooner_after_a_move_and_backs_off_while_idle_3c() {
+    const MS: Duration = Duration::from_millis(1);
+    let opts = ScheduleConfig {
+        enable_replica_checker: false,
+        max_schedule_interval: 200 * MS,
+        ..ScheduleConfig::default()
+    };
+    // Stores 1-3 heartbeating at 0; twelve one-key regions with peers on all three.
+    let s = SchedulerService::new(1, 1000, opts.clone(), 5);
+    for id in 1..=3 {
+        s.put_store(new_store(id)).expect("put store");
+        store_heartbeat(&s, id, Duration::ZERO);
+    }
+    for id in 1..=12u64 {
+        let key = [id as u8];
+        let end = [id as u8 + 1];
+        let peers: Vec<(u64, u64)> = (1..=3).map(|k| (100 + id * 10 + k, k)).collect();
+        let req = heartbeat(id, (&key, &end), (1, 1), &peers, peers[0].0, 0);
+        s.region_heartbeat(&req, Duration::ZERO)
+            .expect("fixture heartbeat");
+    }
+    // The runs the schedule makes while idle, ticked every millisecond: at 0, then at the
+    // first tick one (grown) interval after the previous run.
+    let ceil_ms = |d: Duration| Duration::from_millis(d.as_nanos().div_ceil(1_000_000) as u64);
+    let mut runs = vec![Duration::ZERO];
+    let mut interval = opts.min_schedule_interval;
+    while runs[runs.len() - 1] < Duration::from_secs(2) {
+        interval = interval
+            .mul_f64(opts.schedule_interval_factor)
+            .min(opts.max_schedule_interval);
+        runs.push(ceil_ms(runs[runs.len() - 1] + interval));
+    }
+    let joins = Duration::from_millis(1500);
+    let expected = runs.iter().copied().find(|&t| t >= joins);
+    let mut first = None;
+    let mut t = Duration::ZERO;
+    while t <= Duration::from_secs(2) && first.is_none() {
+        if t == joins {
+            s.put_store(new_store(4)).expect("put store 4");
+            store_heartbeat(&s, 4, t);
+        }
+        s.tick(t);
+        if !s.operators().is_empty() {
+            first = Some(t);
+        }
+        t += MS;
+    }
+    assert_eq!(
+        first, expected,
+        "the first move onto store 4 (joined at {joins:?}) comes at the next run of the \
+         idle schedule {runs:?}"
+    );
+    let ops = s.operators();
+    assert_eq!(ops.len(), 1, "{ops:?}");
+    assert!(ops[0].kind().contains(OpKind::BALANCE), "{ops:?}");
+    let next = first.unwrap_or_default() + opts.min_schedule_interval;
+    s.tick(next - MS);
+    assert_eq!(s.operators().len(), 1, "no run before one minimum interval");
+    s.tick(next);
+    assert_eq!(
+        s.operators().len(),
+        2,
+        "after a move the next run is one minimum interval later: {:?}",
+        s.operators()
+    );
+}
