@@ -54,6 +54,7 @@
 #![deny(missing_docs)]
 
 pub mod bootstrap;
+pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod meta;

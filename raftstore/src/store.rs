@@ -40,6 +40,15 @@ impl Effects<'_> {
     pub fn spawn(&mut self, task: Task) {
         self.tasks.push(task);
     }
+
+    /// The same effects for a shorter borrow (to hand on by value).
+    pub fn reborrow(&mut self) -> Effects<'_> {
+        Effects {
+            transport: &mut *self.transport,
+            scheduler: &mut *self.scheduler,
+            tasks: &mut *self.tasks,
+        }
+    }
 }
 
 /// What a peer's handler may use while it handles an event: the store's own parts, and the
@@ -329,6 +338,74 @@ impl Store {
         self.peers.values()
     }
 
+    /// Handles a batch of events as a threaded runtime takes them from its queue: raft
+    /// messages and client commands are stepped into their peers one after another, and each
+    /// touched peer's ready is processed once, after the run of them (many proposals, one
+    /// synced raft-engine write); any other event first processes the readies pending before
+    /// it, then is handled as by [`Store::handle`]. A batch of one event is exactly
+    /// [`Store::handle`], which the simulator uses.
+    pub fn handle_batch(
+        &mut self,
+        events: impl IntoIterator<Item = StoreEvent>,
+        mut fx: Effects<'_>,
+    ) {
+        let mut touched = std::collections::BTreeSet::new();
+        for ev in events {
+            match ev {
+                StoreEvent::Raft(msg) => {
+                    touched.extend(self.step_raft_message(msg, &mut fx));
+                }
+                StoreEvent::Command { req, cb } => {
+                    touched.extend(self.propose_command(req, cb, &mut fx));
+                }
+                other => {
+                    for region_id in std::mem::take(&mut touched) {
+                        self.ready_region(region_id, &mut fx);
+                    }
+                    self.handle(other, fx.reborrow());
+                }
+            }
+        }
+        for region_id in touched {
+            self.ready_region(region_id, &mut fx);
+        }
+        self.run_actions(&mut fx);
+    }
+
+    /// Proposes a client command to its region's peer; returns the region whose ready is
+    /// due, or `None` if the command was answered at once (no peer of its region here).
+    fn propose_command(
+        &mut self,
+        req: proto::raft_cmdpb::RaftCmdRequest,
+        cb: crate::Callback,
+        fx: &mut Effects<'_>,
+    ) -> Option<u64> {
+        for task in self.startup_tasks.drain(..) {
+            fx.spawn(task);
+        }
+        let region_id = req.get_header().region_id;
+        let Some(peer) = self.peers.get_mut(&region_id).filter(|p| !p.stopped) else {
+            cb(CmdResponse {
+                resp: error_response(&Error::RegionNotFound(region_id), 0),
+                snap: None,
+            });
+            return None;
+        };
+        let mut ctx = context!(self, fx);
+        let mut h = PeerMsgHandler::new(peer, &mut ctx);
+        h.propose_raft_command(req, cb);
+        Some(region_id)
+    }
+
+    /// Processes the ready of `region_id`'s peer, if it is still here.
+    fn ready_region(&mut self, region_id: u64, fx: &mut Effects<'_>) {
+        if let Some(peer) = self.peers.get_mut(&region_id) {
+            let mut ctx = context!(self, fx);
+            let mut h = PeerMsgHandler::new(peer, &mut ctx);
+            ready(&mut h, self.id);
+        }
+    }
+
     /// Handles one event, then processes the ready of every peer it touched and carries out
     /// what the peers' handlers asked of the store (peers created by a split, destroyed).
     pub fn handle(&mut self, ev: StoreEvent, mut fx: Effects<'_>) {
@@ -373,18 +450,9 @@ impl Store {
                 }
             }
             StoreEvent::Command { req, cb } => {
-                let region_id = req.get_header().region_id;
-                let Some(peer) = self.peers.get_mut(&region_id).filter(|p| !p.stopped) else {
-                    cb(CmdResponse {
-                        resp: error_response(&Error::RegionNotFound(region_id), 0),
-                        snap: None,
-                    });
-                    return;
-                };
-                let mut ctx = context!(self, fx);
-                let mut h = PeerMsgHandler::new(peer, &mut ctx);
-                h.propose_raft_command(req, cb);
-                ready(&mut h, self.id);
+                if let Some(region_id) = self.propose_command(req, cb, &mut fx) {
+                    self.ready_region(region_id, &mut fx);
+                }
             }
             StoreEvent::TaskDone(TaskResult::RegionDataCleared { region_id, result }) => {
                 match result {
@@ -489,17 +557,28 @@ impl Store {
     /// A raft message from another store: to its peer here, or, if the region has no peer
     /// here, maybe to a peer created for it (see [`create_peer`]).
     fn on_raft_message(&mut self, msg: RaftMessage, fx: &mut Effects<'_>) {
+        if let Some(region_id) = self.step_raft_message(msg, fx) {
+            self.ready_region(region_id, fx);
+        }
+    }
+
+    /// Steps a raft message into its peer (created for it if it may be, see
+    /// [`create_peer`]); returns the region whose ready is due, if the message reached a peer.
+    fn step_raft_message(&mut self, msg: RaftMessage, fx: &mut Effects<'_>) -> Option<u64> {
+        for task in self.startup_tasks.drain(..) {
+            fx.spawn(task);
+        }
         if msg.get_to_peer().store_id != self.id {
             tracing::debug!(
                 "store {} got a message for store {}",
                 self.id,
                 msg.get_to_peer().store_id
             );
-            return;
+            return None;
         }
         if !msg.has_region_epoch() || !msg.has_message() {
             tracing::debug!("store {}: a raft message without epoch or body", self.id);
-            return;
+            return None;
         }
         let region_id = msg.region_id;
         tracing::trace!(
@@ -516,13 +595,13 @@ impl Store {
             std::collections::btree_map::Entry::Vacant(e) => {
                 match create_peer::maybe_create_peer(&mut ctx, &msg) {
                     Ok(Some(peer)) => e.insert(*peer),
-                    Ok(None) => return,
+                    Ok(None) => return None,
                     Err(err) => {
                         tracing::warn!(
                             "store {}: cannot create a peer of region {region_id}: {err}",
                             self.id
                         );
-                        return;
+                        return None;
                     }
                 }
             }
@@ -531,7 +610,7 @@ impl Store {
         if let Err(e) = h.on_raft_msg(msg) {
             tracing::debug!("store {}: raft message refused: {e}", self.id);
         }
-        ready(&mut h, self.id);
+        Some(region_id)
     }
 
     /// Carries out what the handlers asked for, in order (each may ask for more).
