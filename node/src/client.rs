@@ -75,6 +75,29 @@ impl Client {
         Ok(rx)
     }
 
+    /// Hands `reqs` to store `store_id` together (the store takes them in one batch) and
+    /// returns where each answer will arrive, in order.
+    pub fn send_commands(
+        &self,
+        store_id: u64,
+        reqs: Vec<RaftCmdRequest>,
+    ) -> Result<Vec<crossbeam_channel::Receiver<CmdResponse>>> {
+        let mut rxs = Vec::with_capacity(reqs.len());
+        let events = reqs
+            .into_iter()
+            .map(|req| {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                rxs.push(rx);
+                let cb = Box::new(move |resp: CmdResponse| {
+                    let _ = tx.send(resp);
+                });
+                StoreEvent::Command { req, cb }
+            })
+            .collect();
+        self.router.send_batch(store_id, events)?;
+        Ok(rxs)
+    }
+
     /// Runs `reqs` on the region of `key`: looks the region and its leader up at the
     /// scheduler, sends, and on `NotLeader` follows the hint, on a stale epoch, a missing
     /// region, a stale command, a stopped store or silence tries again (the region looked up

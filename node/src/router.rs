@@ -13,6 +13,8 @@ use crate::error::{NodeError, Result};
 pub enum Msg {
     /// An event for the store.
     Event(StoreEvent),
+    /// Events that arrived together (a client's batch): handed to the store in one batch.
+    Events(Vec<StoreEvent>),
     /// Stop the loop (after the events queued before this one).
     Stop,
 }
@@ -21,6 +23,7 @@ impl std::fmt::Debug for Msg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Msg::Event(ev) => write!(f, "Event({ev:?})"),
+            Msg::Events(evs) => write!(f, "Events({} events)", evs.len()),
             Msg::Stop => f.write_str("Stop"),
         }
     }
@@ -52,6 +55,14 @@ impl Router {
     /// Whether store `id` is running here.
     pub fn is_running(&self, id: u64) -> bool {
         self.stores.read().contains_key(&id)
+    }
+
+    /// Queues `events` for store `id` as one message, so the store takes them in one batch.
+    pub fn send_batch(&self, id: u64, events: Vec<StoreEvent>) -> Result<()> {
+        let stores = self.stores.read();
+        let tx = stores.get(&id).ok_or(NodeError::StoreNotRunning(id))?;
+        tx.send(Msg::Events(events))
+            .map_err(|_| NodeError::StoreNotRunning(id))
     }
 
     /// Queues `ev` for store `id`.

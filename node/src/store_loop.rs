@@ -111,18 +111,19 @@ fn run(
     let mut tasks = Vec::new();
     let mut batch = Vec::with_capacity(max_batch);
     loop {
-        let first = select! {
-            recv(rx) -> msg => match msg {
-                Ok(Msg::Event(ev)) => ev,
-                Ok(Msg::Stop) | Err(_) => break,
-            },
-            recv(ticker) -> _ => StoreEvent::Tick,
-        };
-        batch.push(first);
+        match select! {
+            recv(rx) -> msg => msg.unwrap_or(Msg::Stop),
+            recv(ticker) -> _ => Msg::Event(StoreEvent::Tick),
+        } {
+            Msg::Event(ev) => batch.push(ev),
+            Msg::Events(evs) => batch.extend(evs),
+            Msg::Stop => break,
+        }
         let mut stop = false;
         while batch.len() < max_batch {
             match rx.try_recv() {
                 Ok(Msg::Event(ev)) => batch.push(ev),
+                Ok(Msg::Events(evs)) => batch.extend(evs),
                 Ok(Msg::Stop) => {
                     stop = true;
                     break;

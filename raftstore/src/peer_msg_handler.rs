@@ -15,7 +15,7 @@ mod snapshot;
 mod split;
 
 use engine::{Cf, Durability, WriteBatch};
-use proto::eraftpb::{Entry, EntryType};
+use proto::eraftpb::{Entry, EntryType, MessageType};
 use proto::raft_cmdpb::{
     CmdType, RaftCmdRequest, RaftCmdResponse, Request, Response, SnapResponse,
 };
@@ -244,11 +244,21 @@ impl<'a, 'b> PeerMsgHandler<'a, 'b> {
         // lab:begin 2b
         // lab:stub todo!("2b: persist the ready, send its messages, apply its committed entries, advance")
         let mut rd = self.peer.raft_group.ready();
-        // Nothing leaves the peer until what the messages promise is durable.
+        // A leader's appends and heartbeats promise nothing about its own disk, so they go
+        // out first and the followers' writes overlap the leader's (the leader counts its own
+        // entries towards a commit only in a later event, once this ready is durable).
+        let (early, msgs): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut rd.messages).into_iter().partition(|m| {
+                matches!(
+                    m.get_msg_type(),
+                    MessageType::MsgAppend | MessageType::MsgHeartbeat
+                )
+            });
+        self.peer.send(self.ctx, early);
+        // Nothing else leaves the peer until what the messages promise is durable.
         if let Some(applied) = self.peer.storage_mut().save_ready_state(&rd)? {
             self.start_applying_snapshot(applied);
         }
-        let msgs = std::mem::take(&mut rd.messages);
         self.peer.send(self.ctx, msgs);
         if !rd.committed_entries.is_empty() {
             self.apply_committed(&rd.committed_entries)?;

@@ -23,7 +23,7 @@ mod snapshot;
 use std::cell::RefCell;
 
 use engine::{keys, Cf, Durability, Engines, WriteBatch};
-use proto::eraftpb::{Entry, HardState, Snapshot};
+use proto::eraftpb::{Entry, EntryType, HardState, Snapshot};
 use proto::metapb::Region;
 use proto::raft_serverpb::{PeerState, RaftApplyState, RaftLocalState};
 use protobuf::Message as _;
@@ -377,7 +377,9 @@ impl PeerStorage {
     /// Persists what a `Ready` asks to persist before its messages are sent: its snapshot (see
     /// [`PeerStorage::apply_snapshot`]), its entries and its hard state (if changed), in one
     /// raft-engine batch together with the raft state, written with [`Durability::Sync`] (a
-    /// peer must not vote or acknowledge entries it could forget in a crash). A snapshot's apply
+    /// peer must not vote or acknowledge entries it could forget in a crash). A ready that
+    /// only moves the commit index may be written buffered: a lost commit index is recovered
+    /// (from the applied index at a restart, and from the leader). A snapshot's apply
     /// and region state go to the kv engine, synced, *before* the raft batch: a crash between the
     /// two leaves a region `Applying` whose raft state [`PeerStorage::new`] derives from them.
     /// Nothing is written when nothing changed. The ready is not modified. If a write fails,
@@ -411,8 +413,30 @@ impl PeerStorage {
             if !kv_wb.is_empty() {
                 self.engines.kv.write(kv_wb, Durability::Sync)?;
             }
+            // Term, vote and entries must be on disk before a message relies on them. The
+            // commit index mostly need not be (Raft keeps it volatile): one that a crash loses
+            // comes back from the applied index at the restart and from the leader. Not when it
+            // commits a conf change: a peer removed by it may destroy itself on hearing of the
+            // commit, and a survivor that forgot it would wait for that peer's vote forever. So
+            // a ready that only moves the commit index, over committed entries it carries in
+            // full and none of them a conf change, is written without a sync; the next synced
+            // write covers it.
+            let hs_before = prev.0.get_hard_state();
+            let hs_after = self.raft_state.get_hard_state();
+            let commit_only = ready.entries.is_empty()
+                && applied.is_none()
+                && (hs_before.term, hs_before.vote) == (hs_after.term, hs_after.vote)
+                && ready.committed_entries.last().map(|e| e.index) == Some(hs_after.commit)
+                && ready
+                    .committed_entries
+                    .iter()
+                    .all(|e| e.get_entry_type() != EntryType::EntryConfChange);
             if !raft_wb.is_empty() {
-                self.engines.raft.write(raft_wb, Durability::Sync)?;
+                if commit_only {
+                    self.engines.raft.write(raft_wb, Durability::Buffered)?;
+                } else {
+                    self.engines.raft.write(raft_wb, Durability::Sync)?;
+                }
             }
             Ok(applied)
         })();

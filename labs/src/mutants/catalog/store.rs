@@ -138,11 +138,11 @@ pub const ENTRIES: &[Mutant] = &[
     Mutant {
         id: "2b-send-before-persist",
         stage: "2b",
-        bug: "the ready's messages are sent before its entries and hard state are persisted, so a crash in between acknowledges entries the store then forgets",
+        bug: "votes and append answers are sent before the ready's entries and hard state are persisted, so a crash in between acknowledges entries the store then forgets",
         file: "raftstore/src/peer_msg_handler.rs",
         after: "fn process_ready(",
-        find: "        // Nothing leaves the peer until what the messages promise is durable.\n        if let Some(applied) = self.peer.storage_mut().save_ready_state(&rd)? {\n            self.start_applying_snapshot(applied);\n        }\n        let msgs = std::mem::take(&mut rd.messages);\n        self.peer.send(self.ctx, msgs);",
-        replace: "        let msgs = std::mem::take(&mut rd.messages);\n        self.peer.send(self.ctx, msgs);\n        if let Some(applied) = self.peer.storage_mut().save_ready_state(&rd)? {\n            self.start_applying_snapshot(applied);\n        }",
+        find: "        // Nothing else leaves the peer until what the messages promise is durable.\n        if let Some(applied) = self.peer.storage_mut().save_ready_state(&rd)? {\n            self.start_applying_snapshot(applied);\n        }\n        self.peer.send(self.ctx, msgs);",
+        replace: "        self.peer.send(self.ctx, msgs);\n        if let Some(applied) = self.peer.storage_mut().save_ready_state(&rd)? {\n            self.start_applying_snapshot(applied);\n        }",
     },
     Mutant {
         id: "2b-raft-state-only-with-entries",
