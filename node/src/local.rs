@@ -186,3 +186,30 @@ impl SchedulerClient for LocalScheduler {
         self.svc.report_split(left, right).map_err(to_store_error)
     }
 }
+
+impl crate::node::ClusterBootstrap for LocalScheduler {
+    fn is_bootstrapped(&mut self) -> crate::Result<bool> {
+        Ok(self.svc.is_bootstrapped())
+    }
+
+    fn bootstrap(
+        &mut self,
+        store: &metapb::Store,
+        _region: &metapb::Region,
+    ) -> crate::Result<bool> {
+        // The region reaches the scheduler with its leader's first heartbeat.
+        match self.svc.bootstrap(store.clone()) {
+            Ok(()) => Ok(true),
+            Err(scheduler::Error::AlreadyBootstrapped) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn put_store(&mut self, store: &metapb::Store) -> crate::Result<()> {
+        Ok(self.svc.put_store(store.clone())?)
+    }
+
+    fn alloc_id(&mut self) -> crate::Result<u64> {
+        Ok(self.svc.cluster().alloc_id())
+    }
+}
