@@ -3,8 +3,9 @@
 //! Stage 1 of the course lives here: the [`Storage`] abstraction every KV service sits on,
 //! [`StandaloneStorage`] (one local engine, no replication) and the raw API handlers of
 //! [`Server`] (`raw_get`, `raw_put`, `raw_delete`, `raw_scan`). Later stages add a raft-backed
-//! storage (stage 2b), the Percolator transaction handlers (stage 4) and a gRPC front end; the
-//! handlers are plain functions over protobuf requests so each of those is an addition.
+//! storage (stage 2b) and the Percolator transaction handlers (stage 4); the handlers are
+//! plain functions over protobuf requests so each of those is an addition. The gRPC front end
+//! that real nodes serve and call ([`grpc`]) wraps them the same way.
 // lab:needs 1
 //!
 //! ```
@@ -29,6 +30,7 @@
 
 mod config;
 mod error;
+pub mod grpc;
 pub mod raw_api;
 mod standalone_storage;
 pub mod storage;
