@@ -15,6 +15,15 @@
 //! [`node::Router`]).
 
 pub mod codec;
+mod conn;
+mod error;
+mod serve;
+mod sink;
+
+pub use conn::{connect, ClientConfig};
+pub use error::{GrpcError, Result};
+pub use serve::{GrpcServer, StopSource, StopToken, STOP_GRACE};
+pub use sink::{SinkError, StoreSink};
 
 /// The largest message either side accepts or sends: a snapshot chunk is at most
 /// `raftstore`'s `MAX_CHUNK` (16 MiB) plus its message; a raft message with many entries
