@@ -17,11 +17,15 @@
 pub mod codec;
 mod conn;
 mod error;
+pub mod kv_client;
+pub mod kv_service;
 mod serve;
 mod sink;
 
 pub use conn::{connect, ClientConfig};
 pub use error::{GrpcError, Result};
+pub use kv_client::TinyKvClient;
+pub use kv_service::TinyKvService;
 pub use serve::{GrpcServer, StopSource, StopToken, STOP_GRACE};
 pub use sink::{SinkError, StoreSink};
 

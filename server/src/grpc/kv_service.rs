@@ -1,0 +1,163 @@
+//! The `TinyKv` service: raw KV calls served by [`crate::Server`], and the raft and
+//! snapshot streams of other stores handed to this process's stores.
+
+use std::sync::Arc;
+
+use proto::raft_serverpb::{Done, RaftMessage, SnapshotChunk};
+use raftstore::StoreEvent;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::pb::tinykvpb::tiny_kv_server::{TinyKv, TinyKvServer};
+use super::serve::StopToken;
+use super::sink::StoreSink;
+use super::MAX_MESSAGE_SIZE;
+use crate::storage::Storage;
+use crate::Server;
+
+/// The `TinyKv` service over a [`Server`] and the stores of this process (`sink`).
+///
+/// Raw calls run the server's synchronous handlers on tokio's blocking pool (they read and
+/// write the engine). A `Raft` stream is one sending store's messages, each delivered to
+/// the store of its `to_peer`; a message for a store that is not here is dropped, as raft
+/// allows. A `Snapshot` stream is one snapshot's chunks; it is answered with `Done` once
+/// every chunk was handed over, and fails if one could not be.
+pub struct TinyKvService<S: Storage, K: StoreSink> {
+    server: Arc<Server<S>>,
+    sink: Arc<K>,
+    stop: StopToken,
+}
+
+impl<S: Storage, K: StoreSink> std::fmt::Debug for TinyKvService<S, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TinyKvService").finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage + 'static, K: StoreSink> TinyKvService<S, K> {
+    /// The service; its streams end when `stop` fires.
+    pub fn new(server: Arc<Server<S>>, sink: Arc<K>, stop: StopToken) -> Self {
+        TinyKvService { server, sink, stop }
+    }
+
+    /// The service wrapped for tonic, with this crate's message-size limits.
+    pub fn into_server(self) -> TinyKvServer<Self> {
+        TinyKvServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_SIZE)
+            .max_encoding_message_size(MAX_MESSAGE_SIZE)
+    }
+
+    /// Runs `handler` on the request on the blocking pool.
+    async fn blocking<Req, Resp>(
+        &self,
+        req: Request<Req>,
+        handler: fn(&Server<S>, &Req) -> crate::Result<Resp>,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+    {
+        let server = self.server.clone();
+        let req = req.into_inner();
+        let resp = tokio::task::spawn_blocking(move || handler(&server, &req))
+            .await
+            .map_err(|e| Status::internal(format!("the handler failed: {e}")))?;
+        resp.map(Response::new).map_err(to_status)
+    }
+}
+
+/// A handler's error as a gRPC status: the caller's mistakes are `InvalidArgument`, a
+/// stopped storage is `Unavailable`, anything else `Internal`.
+pub fn to_status(e: crate::Error) -> Status {
+    use engine::Error as E;
+    let msg = e.to_string();
+    match e {
+        crate::Error::Stopped | crate::Error::Engine(E::Closed) => Status::unavailable(msg),
+        crate::Error::Engine(
+            E::UnknownCf(_)
+            | E::CfNotOpen(_)
+            | E::EmptyKey
+            | E::KeyTooLarge(_)
+            | E::ValueTooLarge(_),
+        ) => Status::invalid_argument(msg),
+        crate::Error::Engine(_) => Status::internal(msg),
+    }
+}
+
+#[tonic::async_trait]
+impl<S: Storage + 'static, K: StoreSink> TinyKv for TinyKvService<S, K> {
+    async fn raw_get(
+        &self,
+        req: Request<proto::kvrpcpb::RawGetRequest>,
+    ) -> Result<Response<proto::kvrpcpb::RawGetResponse>, Status> {
+        self.blocking(req, Server::raw_get).await
+    }
+
+    async fn raw_put(
+        &self,
+        req: Request<proto::kvrpcpb::RawPutRequest>,
+    ) -> Result<Response<proto::kvrpcpb::RawPutResponse>, Status> {
+        self.blocking(req, Server::raw_put).await
+    }
+
+    async fn raw_delete(
+        &self,
+        req: Request<proto::kvrpcpb::RawDeleteRequest>,
+    ) -> Result<Response<proto::kvrpcpb::RawDeleteResponse>, Status> {
+        self.blocking(req, Server::raw_delete).await
+    }
+
+    async fn raw_scan(
+        &self,
+        req: Request<proto::kvrpcpb::RawScanRequest>,
+    ) -> Result<Response<proto::kvrpcpb::RawScanResponse>, Status> {
+        self.blocking(req, Server::raw_scan).await
+    }
+
+    async fn raft(&self, req: Request<Streaming<RaftMessage>>) -> Result<Response<Done>, Status> {
+        let from = req.remote_addr();
+        let mut stream = req.into_inner();
+        loop {
+            let msg = tokio::select! {
+                _ = self.stop.stopped() => return Err(stopping()),
+                msg = stream.message() => msg?,
+            };
+            let Some(msg) = msg else {
+                return Ok(Response::new(Done::new()));
+            };
+            let to = msg.get_to_peer().store_id;
+            if let Err(e) = self.sink.deliver(to, StoreEvent::Raft(msg)) {
+                // Raft tolerates loss: the sender retries what matters.
+                tracing::debug!("raft message from {from:?} to store {to} dropped: {e}");
+            }
+        }
+    }
+
+    async fn snapshot(
+        &self,
+        req: Request<Streaming<SnapshotChunk>>,
+    ) -> Result<Response<Done>, Status> {
+        let mut stream = req.into_inner();
+        loop {
+            let chunk = tokio::select! {
+                _ = self.stop.stopped() => return Err(stopping()),
+                chunk = stream.message() => chunk?,
+            };
+            let Some(chunk) = chunk else {
+                return Ok(Response::new(Done::new()));
+            };
+            let msg = chunk.get_message();
+            let (to, region) = (msg.get_to_peer().store_id, msg.region_id);
+            self.sink
+                .deliver(to, StoreEvent::SnapshotChunk(chunk))
+                .map_err(|e| {
+                    Status::unavailable(format!(
+                        "snapshot of region {region} for store {to} not delivered: {e}"
+                    ))
+                })?;
+        }
+    }
+}
+
+fn stopping() -> Status {
+    Status::unavailable("the server is stopping")
+}
