@@ -19,6 +19,7 @@ mod conn;
 mod error;
 pub mod kv_client;
 pub mod kv_service;
+pub mod scheduler_service;
 mod serve;
 mod sink;
 
@@ -26,6 +27,7 @@ pub use conn::{connect, ClientConfig};
 pub use error::{GrpcError, Result};
 pub use kv_client::TinyKvClient;
 pub use kv_service::TinyKvService;
+pub use scheduler_service::{SchedulerGrpc, Ticker};
 pub use serve::{GrpcServer, StopSource, StopToken, STOP_GRACE};
 pub use sink::{SinkError, StoreSink};
 
