@@ -19,17 +19,21 @@ mod conn;
 mod error;
 pub mod kv_client;
 pub mod kv_service;
+pub mod scheduler_client;
 pub mod scheduler_service;
 mod serve;
 mod sink;
+pub mod transport;
 
 pub use conn::{connect, ClientConfig};
 pub use error::{GrpcError, Result};
 pub use kv_client::TinyKvClient;
 pub use kv_service::TinyKvService;
+pub use scheduler_client::{GrpcSchedulerClient, RegionAndLeader, SchedulerConn};
 pub use scheduler_service::{SchedulerGrpc, Ticker};
 pub use serve::{GrpcServer, StopSource, StopToken, STOP_GRACE};
 pub use sink::{SinkError, StoreSink};
+pub use transport::{FnResolver, GrpcTransport, ResolveAddress, ResolveFuture, TransportConfig};
 
 /// The largest message either side accepts or sends: a snapshot chunk is at most
 /// `raftstore`'s `MAX_CHUNK` (16 MiB) plus its message; a raft message with many entries
