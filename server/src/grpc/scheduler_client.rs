@@ -304,6 +304,9 @@ impl ResolveAddress for SchedulerConn {
 /// delivered to the store as [`StoreEvent::SchedulerResponse`]. The stream is reopened
 /// (with backoff) when it breaks; heartbeats made while it is down are dropped, and the
 /// store's next ones take their place.
+///
+/// The blocking calls run on the runtime of the handle given to [`GrpcSchedulerClient::new`]:
+/// stop the stores before shutting that runtime down.
 #[derive(Debug, Clone)]
 pub struct GrpcSchedulerClient {
     conn: SchedulerConn,

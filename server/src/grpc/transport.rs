@@ -93,7 +93,8 @@ struct Shared {
 }
 
 /// A store's transport over gRPC (see the module docs). Cheap to clone; the streams end
-/// when the last clone is dropped.
+/// when the last clone is dropped. Its tasks run on the runtime of the handle given to
+/// [`GrpcTransport::new`]; once that runtime is shut down, sending fails with an error.
 #[derive(Clone)]
 pub struct GrpcTransport {
     /// The sending store (snapshot reports go to it).
