@@ -353,7 +353,13 @@ fn scheduler_bootstrap_stores_ids_and_heartbeats() {
             .await
             .expect_err("once only");
         assert!(
-            matches!(&again, GrpcError::Scheduler { kind, .. } if kind == "ALREADY_BOOTSTRAPPED"),
+            matches!(
+                &again,
+                GrpcError::Scheduler {
+                    kind: proto::schedulerpb::ErrorType::ALREADY_BOOTSTRAPPED,
+                    ..
+                }
+            ),
             "{again}"
         );
         conn.put_store(store(2, "127.0.0.1:2"))
@@ -633,31 +639,35 @@ fn starting_outside_a_runtime_is_an_error_not_a_panic() {
     assert!(matches!(err, GrpcError::Runtime(_)), "{err}");
 }
 
-/// One store of [`three_stores_replicate_over_grpc`]: its loop and its gRPC server.
-struct GrpcStore {
+/// One node of [`nodes_start_replicate_and_fail_over_over_grpc`]: its store loop and the
+/// gRPC server of its store.
+struct GrpcNode {
     lp: node::StoreLoop,
     server: GrpcServer,
 }
 
-/// Three real stores whose raft traffic and scheduler calls all go over gRPC: they share a
-/// router only so that the test's client can hand them commands, as a KV service would.
+/// Three nodes started as server processes start them ([`node::start_node`]), with every
+/// scheduler call and all raft traffic (snapshots included) over gRPC: the first bootstraps
+/// the cluster through the `Bootstrap` rpc, the others register, the replica checker's
+/// steps come back on the heartbeat streams and grow the region onto them (each new peer
+/// gets a snapshot over `TinyKv.Snapshot`), and when the leader's loop and port go away the
+/// other two carry on. The stores share a router only so that the test's client can hand
+/// them commands, as a KV service would.
 #[test]
-fn three_stores_replicate_over_grpc() {
+fn nodes_start_replicate_and_fail_over_over_grpc() {
     let rt = runtime();
     let dir = tempfile::tempdir().expect("dir");
-    let cluster_id = node::cluster::CLUSTER_ID;
     let opts = ScheduleConfig {
         enable_balance_region: false,
-        enable_replica_checker: false,
-        ..ScheduleConfig::default()
+        ..ScheduleConfig::simulation()
     };
-    let svc = Arc::new(SchedulerService::new(cluster_id, 4, opts, 1));
+    let svc = Arc::new(SchedulerService::new(1, 100, opts, 0));
     let stop = StopSource::new();
     let grpc = SchedulerGrpc::new(svc.clone(), stop.token());
     let (sched_server, _ticker) = {
         let _rt = rt.enter();
         let ticker = grpc
-            .start_ticker(Duration::from_millis(100))
+            .start_ticker(Duration::from_millis(50))
             .expect("ticker");
         let server = GrpcServer::start(any_port(), grpc.into_server(), stop).expect("start");
         (server, ticker)
@@ -670,29 +680,22 @@ fn three_stores_replicate_over_grpc() {
         .expect("connect");
 
     let router = node::Router::new();
-    let region =
-        raftstore::bootstrap::new_first_region(1, (1..=3).map(|id| peer(id, id)).collect());
-    let mut stores = BTreeMap::new();
+    let mut nodes = BTreeMap::new();
     for id in 1..=3u64 {
-        let engines = engine::Engines::open(
+        let server = kv_server(
+            &rt,
+            &dir.path().join(format!("kv-{id}")),
+            Arc::new(router.clone()),
+        );
+        let mut nc = node::NodeConfig::new(
+            1,
+            id,
+            &server.addr().to_string(),
             dir.path().join(format!("store-{id}")),
-            &engine::EngineOptions::for_tests(),
-        )
-        .expect("engines");
-        raftstore::bootstrap::bootstrap_store(&engines, cluster_id, id).expect("bootstrap store");
-        raftstore::bootstrap::prepare_bootstrap_cluster(&engines, &region).expect("first region");
-        raftstore::bootstrap::clear_prepare_bootstrap_state(&engines).expect("bootstrapped");
-        let kv_dir = dir.path().join(format!("kv-{id}"));
-        let server = kv_server(&rt, &kv_dir, Arc::new(router.clone()));
-        let meta = store(id, &server.addr().to_string());
-        if id == 1 {
-            rt.block_on(conn.bootstrap(meta)).expect("bootstrap");
-        } else {
-            rt.block_on(conn.put_store(meta)).expect("put store");
-        }
-        let mut cfg = raftstore::Config::test();
-        cfg.seed = cfg.seed.wrapping_add(id);
-        let base_tick = cfg.raft_base_tick;
+        );
+        nc.cfg = raftstore::Config::test();
+        nc.cfg.seed = id;
+        nc.engine = engine::EngineOptions::for_tests();
         let transport = GrpcTransport::new(
             id,
             rt.handle().clone(),
@@ -705,37 +708,53 @@ fn three_stores_replicate_over_grpc() {
                 snapshot_timeout: LIMIT,
             },
         );
-        let scheduler = GrpcSchedulerClient::new(
+        let mut scheduler = GrpcSchedulerClient::new(
             conn.clone(),
             rt.handle().clone(),
             id,
             Arc::new(router.clone()),
         );
-        let store = raftstore::Store::new(id, cfg, engines).expect("store");
-        let lp = node::StoreLoop::start(
-            store,
-            base_tick,
+        let mut boot = scheduler.clone();
+        let lp = node::start_node(
+            &nc,
+            &mut boot,
             &router,
             Box::new(transport),
-            Box::new(scheduler),
-            &node::LoopConfig::default(),
+            Box::new(scheduler.clone()),
         )
-        .expect("store loop");
-        stores.insert(id, GrpcStore { lp, server });
+        .expect("node starts");
+        if id == 1 {
+            assert!(
+                svc.is_bootstrapped(),
+                "the first node bootstrapped the cluster"
+            );
+        }
+        // The others only registered: a second bootstrap is refused as "already".
+        assert!(!node::ClusterBootstrap::bootstrap(
+            &mut scheduler,
+            &store(id, "x"),
+            &metapb::Region::new()
+        )
+        .expect("answered"));
+        nodes.insert(id, GrpcNode { lp, server });
     }
 
     let client = node::Client::new(router.clone(), svc.clone());
     let key = |i: usize| format!("k{i:03}").into_bytes();
+    client.put(&key(0), b"v1").expect("put");
+    wait_until("the region to grow onto all three stores", || {
+        svc.get_region(b"k")
+            .is_some_and(|(r, _)| r.get_peers().len() == 3)
+    });
     for i in 0..20 {
         client.put(&key(i), b"v1").expect("put");
     }
-    // The leader goes away, loop and port: the other two carry on over gRPC.
     let leader = svc
-        .get_region_by_id(1)
+        .get_region(b"k")
         .and_then(|(_, leader)| leader)
         .map(|p| p.store_id)
         .expect("the leader reported itself");
-    let gone = stores.remove(&leader).expect("a store");
+    let gone = nodes.remove(&leader).expect("a node");
     gone.lp.stop();
     rt.block_on(gone.server.stop()).expect("stops");
     for i in 0..20 {
@@ -746,9 +765,9 @@ fn three_stores_replicate_over_grpc() {
     for i in 0..20 {
         assert_eq!(client.get(&key(i)).expect("get"), b"v2", "key {i}");
     }
-    for (_, s) in std::mem::take(&mut stores) {
-        s.lp.stop();
-        rt.block_on(s.server.stop()).expect("stops");
+    for (_, n) in std::mem::take(&mut nodes) {
+        n.lp.stop();
+        rt.block_on(n.server.stop()).expect("stops");
     }
     rt.block_on(sched_server.stop()).expect("stops");
 }

@@ -45,12 +45,12 @@ pub enum GrpcError {
         message: String,
     },
     /// The scheduler answered with an error in its response header.
-    #[error("scheduler at {addr}: {kind}: {message}")]
+    #[error("scheduler at {addr}: {kind:?}: {message}")]
     Scheduler {
         /// The scheduler's address.
         addr: String,
         /// The header's error type (`NOT_BOOTSTRAPPED`, `REGION_NOT_FOUND`, ...).
-        kind: String,
+        kind: proto::schedulerpb::ErrorType,
         /// The scheduler's message.
         message: String,
     },

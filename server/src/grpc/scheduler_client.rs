@@ -80,7 +80,7 @@ impl SchedulerConn {
         if header.has_error() && err.field_type != ErrorType::OK {
             return Err(GrpcError::Scheduler {
                 addr: self.addr.clone(),
-                kind: format!("{:?}", err.field_type),
+                kind: err.field_type,
                 message: err.message.clone(),
             });
         }
@@ -343,6 +343,13 @@ impl GrpcSchedulerClient {
             .map_err(|e| raftstore::Error::other(e.to_string()))
     }
 
+    /// [`GrpcSchedulerClient::block`] for the node's start-up calls.
+    fn block_node<T>(&self, fut: impl std::future::Future<Output = Result<T>>) -> node::Result<T> {
+        self.handle
+            .block_on(fut)
+            .map_err(|e| node::NodeError::Io(std::io::Error::other(e)))
+    }
+
     /// Runs `fut` on the runtime without waiting; logs its failure.
     fn detach(
         &self,
@@ -393,6 +400,44 @@ impl raftstore::SchedulerClient for GrpcSchedulerClient {
         });
         Ok(())
     }
+}
+
+/// What a store needs of the scheduler to start ([`node::start_node`]), over gRPC: blocking
+/// calls, bounded by the request timeout. The course's `Bootstrap` carries the store only:
+/// the first region reaches the scheduler with its leader's first heartbeat. A failure to
+/// reach the scheduler is a [`node::NodeError::Io`] naming its address.
+impl node::ClusterBootstrap for GrpcSchedulerClient {
+    fn is_bootstrapped(&mut self) -> node::Result<bool> {
+        self.block_node(self.conn.is_bootstrapped())
+    }
+
+    fn bootstrap(&mut self, store: &metapb::Store, _region: &metapb::Region) -> node::Result<bool> {
+        match self.block_node(self.conn.bootstrap(store.clone())) {
+            Ok(()) => Ok(true),
+            Err(node::NodeError::Io(e)) if already_bootstrapped(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn put_store(&mut self, store: &metapb::Store) -> node::Result<()> {
+        self.block_node(self.conn.put_store(store.clone()))
+    }
+
+    fn alloc_id(&mut self) -> node::Result<u64> {
+        self.block_node(self.conn.alloc_id())
+    }
+}
+
+/// Whether `e` wraps the scheduler's "already bootstrapped" answer.
+fn already_bootstrapped(e: &std::io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<GrpcError>()),
+        Some(GrpcError::Scheduler {
+            kind: ErrorType::ALREADY_BOOTSTRAPPED,
+            ..
+        })
+    )
 }
 
 /// Keeps store `store_id`'s heartbeat stream open while heartbeats come; ends when every
