@@ -11,6 +11,13 @@
 //!
 //! `cargo bench -p node --bench write_path` (add `-- --secs 5` for longer runs).
 
+fn main() {
+    // lab:needs 2aa..3c
+    run();
+    // lab:end-needs
+}
+
+// lab:needs 2aa..3c
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -24,7 +31,7 @@ use raftstore::CmdResponse;
 const VALUE: usize = 128;
 const BATCHES: [usize; 3] = [1, 10, 100];
 
-fn main() {
+fn run() {
     let secs = std::env::args()
         .skip_while(|a| a != "--secs")
         .nth(1)
@@ -203,3 +210,4 @@ fn client_region(
 ) -> Option<(proto::metapb::Region, Option<proto::metapb::Peer>)> {
     cluster.scheduler().service().get_region(b"key")
 }
+// lab:end-needs

@@ -2,7 +2,10 @@
 //! first bootstraps the cluster with a one-peer region, the scheduler's replica checker grows
 //! it onto the stores that register later, and a restart finds its identity on disk. Real
 //! clock, bounded waits.
+//!
+//! They run the reference solution of every stage up to 3c.
 
+// lab:needs 2aa..3c
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,3 +134,4 @@ fn a_directory_of_another_store_is_refused() {
         "{msg}"
     );
 }
+// lab:end-needs

@@ -116,6 +116,7 @@ fn raft_msg(region_id: u64, to_store: u64, commit: u64) -> RaftMessage {
     msg
 }
 
+// lab:needs 1
 #[test]
 fn raw_put_get_scan_delete_round_trip() {
     let rt = runtime();
@@ -242,6 +243,8 @@ fn malformed_request_is_refused_and_the_server_keeps_serving() {
     rt.block_on(server.stop()).expect("stops");
 }
 
+// lab:end-needs
+
 #[test]
 fn raft_and_snapshot_streams_reach_the_stores() {
     let rt = runtime();
@@ -316,6 +319,7 @@ fn peer(store_id: u64, id: u64) -> metapb::Peer {
     raftstore::util::new_peer(store_id, id)
 }
 
+// lab:needs 3c
 #[test]
 fn scheduler_bootstrap_stores_ids_and_heartbeats() {
     let rt = runtime();
@@ -449,6 +453,8 @@ fn scheduler_bootstrap_stores_ids_and_heartbeats() {
     drop(client);
     rt.block_on(server.stop()).expect("stops");
 }
+
+// lab:end-needs
 
 /// A store that only collects its events: its mailbox on `router`.
 fn fake_store(router: &node::Router, id: u64) -> crossbeam_channel::Receiver<node::router::Msg> {
@@ -639,6 +645,7 @@ fn starting_outside_a_runtime_is_an_error_not_a_panic() {
     assert!(matches!(err, GrpcError::Runtime(_)), "{err}");
 }
 
+// lab:needs 2aa..3c
 /// One node of [`nodes_start_replicate_and_fail_over_over_grpc`]: its store loop and the
 /// gRPC server of its store.
 struct GrpcNode {
@@ -771,3 +778,4 @@ fn nodes_start_replicate_and_fail_over_over_grpc() {
     }
     rt.block_on(sched_server.stop()).expect("stops");
 }
+// lab:end-needs
