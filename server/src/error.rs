@@ -11,6 +11,11 @@ pub enum Error {
     /// The storage was stopped.
     #[error("storage is stopped")]
     Stopped,
+    /// The region cannot serve the request here (raft storage only): not the leader, a stale
+    /// epoch, a key outside the region... The service answers it in the response's
+    /// `region_error`, for the client to retry with a fresh view of the region.
+    #[error("region error: {0:?}")]
+    Region(Box<proto::errorpb::Error>),
 }
 
 /// The KV service's result alias.

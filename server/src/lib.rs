@@ -28,15 +28,18 @@
 // lab:end-needs
 #![deny(missing_docs)]
 
+pub mod cli;
 mod config;
 mod error;
 pub mod grpc;
+pub mod raft_storage;
 pub mod raw_api;
 mod standalone_storage;
 pub mod storage;
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use raft_storage::RaftStorage;
 pub use raw_api::Server;
 pub use standalone_storage::StandaloneStorage;
 pub use storage::{Modify, Storage, StorageReader};

@@ -1,7 +1,8 @@
 //! [`TinyKvClient`]: blocking raw KV calls to one store, for tools and tests.
 
 use proto::kvrpcpb::{
-    RawDeleteRequest, RawGetRequest, RawGetResponse, RawPutRequest, RawScanRequest,
+    RawDeleteRequest, RawDeleteResponse, RawGetRequest, RawGetResponse, RawPutRequest,
+    RawPutResponse, RawScanRequest, RawScanResponse,
 };
 use tokio::runtime::{Handle, Runtime};
 use tonic::transport::Channel;
@@ -145,6 +146,40 @@ impl TinyKvClient {
             .into_iter()
             .map(|mut kv| (kv.take_key(), kv.take_value()))
             .collect())
+    }
+
+    /// Sends a `RawGet` as built (its context included) and returns the response as it
+    /// came, its `error` and `region_error` for the caller to read; fails only when the call
+    /// itself does (connection, timeout, status).
+    pub fn send_raw_get(&self, req: RawGetRequest) -> Result<RawGetResponse> {
+        let mut stub = self.stub.clone();
+        let limit = self.cfg.request_timeout;
+        self.exec
+            .block_on(call(&self.addr, "RawGet", limit, stub.raw_get(req)))
+    }
+
+    /// Like [`TinyKvClient::send_raw_get`], for a `RawPut`.
+    pub fn send_raw_put(&self, req: RawPutRequest) -> Result<RawPutResponse> {
+        let mut stub = self.stub.clone();
+        let limit = self.cfg.request_timeout;
+        self.exec
+            .block_on(call(&self.addr, "RawPut", limit, stub.raw_put(req)))
+    }
+
+    /// Like [`TinyKvClient::send_raw_get`], for a `RawDelete`.
+    pub fn send_raw_delete(&self, req: RawDeleteRequest) -> Result<RawDeleteResponse> {
+        let mut stub = self.stub.clone();
+        let limit = self.cfg.request_timeout;
+        self.exec
+            .block_on(call(&self.addr, "RawDelete", limit, stub.raw_delete(req)))
+    }
+
+    /// Like [`TinyKvClient::send_raw_get`], for a `RawScan`.
+    pub fn send_raw_scan(&self, req: RawScanRequest) -> Result<RawScanResponse> {
+        let mut stub = self.stub.clone();
+        let limit = self.cfg.request_timeout;
+        self.exec
+            .block_on(call(&self.addr, "RawScan", limit, stub.raw_scan(req)))
     }
 
     /// An error for a response that carries one.

@@ -46,7 +46,8 @@ impl<S: Storage + 'static, K: StoreSink> TinyKvService<S, K> {
             .max_encoding_message_size(MAX_MESSAGE_SIZE)
     }
 
-    /// Runs `handler` on the request on the blocking pool.
+    /// Runs `handler` on the request on the blocking pool. A region error is an answer, not a
+    /// failure: it goes back in the response's `region_error`.
     async fn blocking<Req, Resp>(
         &self,
         req: Request<Req>,
@@ -54,16 +55,45 @@ impl<S: Storage + 'static, K: StoreSink> TinyKvService<S, K> {
     ) -> Result<Response<Resp>, Status>
     where
         Req: Send + 'static,
-        Resp: Send + 'static,
+        Resp: WithRegionError + Send + 'static,
     {
         let server = self.server.clone();
         let req = req.into_inner();
         let resp = tokio::task::spawn_blocking(move || handler(&server, &req))
             .await
             .map_err(|e| Status::internal(format!("the handler failed: {e}")))?;
-        resp.map(Response::new).map_err(to_status)
+        match resp {
+            Ok(resp) => Ok(Response::new(resp)),
+            Err(crate::Error::Region(err)) => Ok(Response::new(Resp::with_region_error(*err))),
+            Err(e) => Err(to_status(e)),
+        }
     }
 }
+
+/// A response that can carry a region error instead of its result.
+pub trait WithRegionError: Sized {
+    /// A response holding only `err`.
+    fn with_region_error(err: proto::errorpb::Error) -> Self;
+}
+
+macro_rules! with_region_error {
+    ($($resp:ty),*) => {$(
+        impl WithRegionError for $resp {
+            fn with_region_error(err: proto::errorpb::Error) -> Self {
+                let mut resp = <$resp>::new();
+                resp.set_region_error(err);
+                resp
+            }
+        }
+    )*};
+}
+
+with_region_error!(
+    proto::kvrpcpb::RawGetResponse,
+    proto::kvrpcpb::RawPutResponse,
+    proto::kvrpcpb::RawDeleteResponse,
+    proto::kvrpcpb::RawScanResponse
+);
 
 /// A handler's error as a gRPC status: the caller's mistakes are `InvalidArgument`, a
 /// stopped storage is `Unavailable`, anything else `Internal`.
@@ -80,6 +110,8 @@ pub fn to_status(e: crate::Error) -> Status {
             | E::ValueTooLarge(_),
         ) => Status::invalid_argument(msg),
         crate::Error::Engine(_) => Status::internal(msg),
+        // Answered in the response by `blocking`; here only if a caller asks.
+        crate::Error::Region(_) => Status::unavailable(msg),
     }
 }
 

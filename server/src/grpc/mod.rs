@@ -14,6 +14,7 @@
 //! synchronously anyway), and it reaches the stores through a [`StoreSink`] (their
 //! [`node::Router`]).
 
+pub mod cluster_client;
 pub mod codec;
 mod conn;
 mod error;
@@ -25,6 +26,7 @@ mod serve;
 mod sink;
 pub mod transport;
 
+pub use cluster_client::ClusterClient;
 pub use conn::{connect, ClientConfig};
 pub use error::{GrpcError, Result};
 pub use kv_client::TinyKvClient;

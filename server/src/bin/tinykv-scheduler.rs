@@ -1,0 +1,83 @@
+//! `tinykv-scheduler`: the placement driver of a tinykv-rs cluster, served over gRPC.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use scheduler::{ScheduleConfig, SchedulerService};
+use server::cli;
+use server::grpc::{GrpcServer, SchedulerGrpc, StopSource};
+
+/// The placement driver of a tinykv-rs cluster: it allocates ids, knows every store and
+/// region from their heartbeats, and moves replicas (the replica checker and balance-region).
+/// Its state lives in memory. Log levels come from RUST_LOG (default `info`).
+#[derive(Debug, Parser)]
+#[command(name = "tinykv-scheduler", version)]
+struct Args {
+    /// Address to serve the Scheduler gRPC service on.
+    #[arg(long, default_value = "127.0.0.1:2379")]
+    addr: String,
+    /// The cluster's id (stores check it at every call).
+    #[arg(long, default_value_t = 1)]
+    cluster_id: u64,
+    /// Replicas per region.
+    #[arg(long, default_value_t = 3)]
+    max_replicas: usize,
+    /// Do not move replicas between stores to balance them (the replica checker still runs).
+    #[arg(long)]
+    no_balance: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_logging("info");
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tinykv-scheduler: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let addr = cli::listen_addr("--addr", &args.addr)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let opts = ScheduleConfig {
+        max_replicas: args.max_replicas,
+        enable_balance_region: !args.no_balance,
+        ..ScheduleConfig::default()
+    };
+    // Ids below 1000 are left to the stores' --store-id flags.
+    let svc = Arc::new(SchedulerService::new(args.cluster_id, 1000, opts, seed()));
+    let stop = StopSource::new();
+    let grpc = SchedulerGrpc::new(svc, stop.token());
+    let _enter = rt.enter();
+    let _ticker = grpc
+        .start_ticker(Duration::from_millis(100))
+        .map_err(|e| e.to_string())?;
+    let server = GrpcServer::start(addr, grpc.into_server(), stop).map_err(|e| e.to_string())?;
+    tracing::info!(
+        "scheduler of cluster {} serving on {}",
+        args.cluster_id,
+        server.addr()
+    );
+    eprintln!(
+        "tinykv-scheduler: cluster {} serving on {}",
+        args.cluster_id,
+        server.addr()
+    );
+    cli::park_forever()
+}
+
+/// The balance scheduler's random choices differ from run to run.
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

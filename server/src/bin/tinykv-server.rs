@@ -1,0 +1,154 @@
+//! `tinykv-server`: one store of a tinykv-rs cluster, served over gRPC.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use server::cli;
+use server::grpc::{
+    ClientConfig, GrpcSchedulerClient, GrpcServer, GrpcTransport, SchedulerConn, StopSource,
+    TinyKvService, TransportConfig,
+};
+use server::{RaftStorage, Server};
+
+/// One store of a tinykv-rs cluster: its raft groups on two local engines, the TinyKv gRPC
+/// service (raw get/put/delete/scan through raft, and the Raft and Snapshot streams between
+/// stores), and its heartbeats to the scheduler. The first store of a new cluster bootstraps
+/// it; the scheduler grows regions onto the stores that join later. Log levels come from
+/// RUST_LOG (default `info`).
+#[derive(Debug, Parser)]
+#[command(name = "tinykv-server", version)]
+struct Args {
+    /// This store's id, unique in the cluster and below 1000 (the scheduler allocates the
+    /// ids above). A restart must use the same id over the same --path.
+    #[arg(long)]
+    store_id: u64,
+    /// Address to serve the TinyKv gRPC service on (other stores and clients dial it).
+    #[arg(long, default_value = "127.0.0.1:20160")]
+    addr: String,
+    /// The scheduler's address.
+    #[arg(long, default_value = "127.0.0.1:2379")]
+    scheduler: String,
+    /// The store's data directory (default: /tmp/tinykv/store-<store-id>).
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// The raft base tick in milliseconds (heartbeats every 2 ticks, elections after 10 to
+    /// 19).
+    #[arg(long, default_value_t = 100)]
+    tick_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_logging("info");
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tinykv-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    if args.store_id == 0 || args.store_id >= 1000 {
+        return Err(format!(
+            "--store-id {} is out of range: use 1 to 999",
+            args.store_id
+        ));
+    }
+    if args.tick_ms == 0 {
+        return Err("--tick-ms must be positive".into());
+    }
+    let addr = cli::listen_addr("--addr", &args.addr)?;
+    let path = args
+        .path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("/tmp/tinykv/store-{}", args.store_id)));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let conn = rt
+        .block_on(SchedulerConn::connect(
+            &args.scheduler,
+            ClientConfig::default(),
+        ))
+        .map_err(|e| format!("cannot reach the scheduler: {e}"))?;
+    let router = node::Router::new();
+    let storage = RaftStorage::new(router.clone(), args.store_id);
+    let stop = StopSource::new();
+    let kv = TinyKvService::new(
+        Arc::new(Server::new(storage)),
+        Arc::new(router.clone()),
+        stop.token(),
+    );
+    let _enter = rt.enter();
+    let grpc = GrpcServer::start(addr, kv.into_server(), stop).map_err(|e| e.to_string())?;
+    let mut nc = node::NodeConfig::new(
+        conn.cluster_id(),
+        args.store_id,
+        &grpc.addr().to_string(),
+        path,
+    );
+    nc.cfg = config(args.tick_ms, args.store_id);
+    let transport = GrpcTransport::new(
+        args.store_id,
+        rt.handle().clone(),
+        Arc::new(conn.clone()),
+        Arc::new(router.clone()),
+        TransportConfig::default(),
+    );
+    let scheduler = GrpcSchedulerClient::new(
+        conn,
+        rt.handle().clone(),
+        args.store_id,
+        Arc::new(router.clone()),
+    );
+    let mut boot = scheduler.clone();
+    let _store = node::start_node(
+        &nc,
+        &mut boot,
+        &router,
+        Box::new(transport),
+        Box::new(scheduler),
+    )
+    .map_err(|e| format!("store {} cannot start: {e}", args.store_id))?;
+    tracing::info!(
+        "store {} of cluster {} serving on {} over {}",
+        nc.store_id,
+        nc.cluster_id,
+        grpc.addr(),
+        nc.data_dir.display()
+    );
+    eprintln!(
+        "tinykv-server: store {} serving on {} ({})",
+        nc.store_id,
+        grpc.addr(),
+        nc.data_dir.display()
+    );
+    cli::park_forever()
+}
+
+/// The test configuration's intervals (scheduler heartbeats every 100 ms, ...) over a base
+/// tick of `tick_ms`, none shorter than the tick.
+fn config(tick_ms: u64, store_id: u64) -> raftstore::Config {
+    let mut cfg = raftstore::Config::test();
+    let tick = Duration::from_millis(tick_ms);
+    cfg.raft_base_tick = tick;
+    for interval in [
+        &mut cfg.scheduler_heartbeat_interval,
+        &mut cfg.scheduler_store_heartbeat_interval,
+        &mut cfg.kv_sync_interval,
+        &mut cfg.raft_log_gc_tick_interval,
+        &mut cfg.split_region_check_tick_interval,
+        &mut cfg.snap_receive_timeout,
+    ] {
+        *interval = (*interval).max(tick);
+    }
+    cfg.seed = store_id;
+    cfg
+}

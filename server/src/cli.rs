@@ -1,0 +1,43 @@
+//! What the binaries (`tinykv-server`, `tinykv-scheduler`, `tinykv-ctl`) share.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Installs a log subscriber on stderr whose levels come from `RUST_LOG` (`target=level`
+/// pairs and a bare default level, e.g. `info,raftstore=debug`); `default` when unset.
+pub fn init_logging(default: &str) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| default.to_owned());
+    let filter: tracing_subscriber::filter::Targets = match spec.parse() {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!(
+                "RUST_LOG={spec:?} is not a list of target=level pairs ({e}); using {default}"
+            );
+            default.parse().unwrap_or_default()
+        }
+    };
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
+        .try_init();
+}
+
+/// `addr` (`host:port`) resolved to a socket address to listen on, or a message that says
+/// what is wrong with it.
+pub fn listen_addr(flag: &str, addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("{flag} {addr:?} is not a host:port address: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{flag} {addr:?} resolves to no address"))
+}
+
+/// Blocks the calling thread until the process is killed.
+pub fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}

@@ -1,0 +1,248 @@
+//! [`ClusterClient`]: raw KV calls to a whole cluster, routed as a real client routes them.
+//!
+//! The client asks the scheduler for the key's region and leader, fills the request's
+//! context (region, epoch, peer) and sends it to the leader's store. A region error says
+//! what changed: `NotLeader` with a hint is retried at the hinted peer; any other (a stale
+//! epoch, a key outside the region, a missing region, a timeout) after a short pause with the
+//! region looked up again. A store that does not answer is skipped for the region's next
+//! peer. A scan continues region after region until it has its pairs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use proto::errorpb;
+use proto::kvrpcpb::{Context, RawDeleteRequest, RawGetRequest, RawPutRequest, RawScanRequest};
+use proto::metapb;
+use tokio::runtime::Runtime;
+
+use super::conn::ClientConfig;
+use super::error::{GrpcError, Result};
+use super::kv_client::TinyKvClient;
+use super::scheduler_client::{RegionAndLeader, SchedulerConn};
+
+/// How long a client waits before it looks a region up again.
+const PAUSE: Duration = Duration::from_millis(50);
+
+/// A client of a whole cluster (see the module docs).
+pub struct ClusterClient {
+    rt: Runtime,
+    conn: SchedulerConn,
+    cfg: ClientConfig,
+    stores: Mutex<BTreeMap<String, Arc<TinyKvClient>>>,
+    /// The patience of one call, retries included.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for ClusterClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterClient")
+            .field("scheduler", &self.conn.addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterClient {
+    /// Connects to the scheduler at `addr` (on a small runtime of the client's own).
+    pub fn connect(addr: &str, cfg: ClientConfig) -> Result<ClusterClient> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("tinykv-cluster-client")
+            .enable_all()
+            .build()
+            .map_err(GrpcError::Runtime)?;
+        let conn = rt.block_on(SchedulerConn::connect(addr, cfg.clone()))?;
+        Ok(ClusterClient {
+            rt,
+            conn,
+            timeout: cfg.request_timeout,
+            cfg,
+            stores: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The region holding `key` and its leader, as the scheduler knows them.
+    pub fn region(&self, key: &[u8]) -> Result<Option<RegionAndLeader>> {
+        self.rt.block_on(self.conn.get_region(key))
+    }
+
+    /// Region `id` and its leader, as the scheduler knows them.
+    pub fn region_by_id(&self, id: u64) -> Result<Option<RegionAndLeader>> {
+        self.rt.block_on(self.conn.get_region_by_id(id))
+    }
+
+    /// Store `id` as the scheduler knows it.
+    pub fn store(&self, id: u64) -> Result<metapb::Store> {
+        self.rt.block_on(self.conn.get_store(id))
+    }
+
+    /// Every store the scheduler knows (tombstones excluded).
+    pub fn stores(&self) -> Result<Vec<metapb::Store>> {
+        self.rt.block_on(self.conn.get_all_stores(true))
+    }
+
+    fn kv(&self, addr: &str) -> Result<Arc<TinyKvClient>> {
+        if let Some(c) = self.stores.lock().get(addr) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(TinyKvClient::connect_on(
+            self.rt.handle().clone(),
+            addr,
+            self.cfg.clone(),
+        )?);
+        self.stores.lock().insert(addr.to_owned(), c.clone());
+        Ok(c)
+    }
+
+    /// Runs `op` on the leader of `key`'s region until it answers without a region error;
+    /// returns the answer and the region it came from.
+    fn routed<T>(
+        &self,
+        key: &[u8],
+        op: impl Fn(&TinyKvClient, Context) -> Result<(Option<errorpb::Error>, T)>,
+    ) -> Result<(T, metapb::Region)> {
+        let deadline = Instant::now() + self.timeout;
+        let mut hint: Option<metapb::Peer> = None;
+        let mut turn = 0usize;
+        let mut last: Option<GrpcError> = None;
+        while Instant::now() < deadline {
+            let Some((region, leader)) = self.region(key)? else {
+                std::thread::sleep(PAUSE);
+                continue;
+            };
+            let peers = region.get_peers();
+            if peers.is_empty() {
+                std::thread::sleep(PAUSE);
+                continue;
+            }
+            let peer = hint
+                .take()
+                .filter(|h| peers.contains(h))
+                .or_else(|| leader.filter(|_| turn == 0))
+                .unwrap_or_else(|| peers[turn % peers.len()].clone());
+            turn += 1;
+            let mut ctx = Context::new();
+            ctx.region_id = region.id;
+            ctx.set_region_epoch(region.get_region_epoch().clone());
+            ctx.set_peer(peer.clone());
+            let answer = self
+                .store(peer.store_id)
+                .and_then(|store| self.kv(&store.address))
+                .and_then(|kv| op(&kv, ctx));
+            match answer {
+                Ok((None, t)) => return Ok((t, region)),
+                Ok((Some(err), _)) => {
+                    if err.has_not_leader() && err.get_not_leader().has_leader() {
+                        hint = Some(err.get_not_leader().get_leader().clone());
+                    } else {
+                        turn = 0;
+                        std::thread::sleep(PAUSE);
+                    }
+                    last = Some(GrpcError::Refused {
+                        addr: format!("store {}", peer.store_id),
+                        what: "a raw call",
+                        message: format!("region error: {err:?}"),
+                    });
+                }
+                Err(e) => {
+                    // A store that is down or unreachable: the next peer.
+                    tracing::debug!("store {}: {e}", peer.store_id);
+                    last = Some(e);
+                    std::thread::sleep(PAUSE);
+                }
+            }
+        }
+        Err(last.unwrap_or(GrpcError::Timeout {
+            addr: self.conn.addr().to_owned(),
+            what: "a routed raw call",
+            after: self.timeout,
+        }))
+    }
+
+    /// The value of `key` in `cf`, `None` if absent.
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.routed(key, |kv, ctx| {
+            let mut req = RawGetRequest::new();
+            req.set_context(ctx);
+            req.cf = cf.to_owned();
+            req.key = key.to_vec();
+            let mut resp = kv.send_raw_get(req)?;
+            refused(kv, "RawGet", &resp.error)?;
+            let found = (!resp.not_found).then(|| std::mem::take(&mut resp.value));
+            Ok((resp.region_error.take(), found))
+        })
+        .map(|(v, _)| v)
+    }
+
+    /// Sets `key` to `value` in `cf`.
+    pub fn put(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.routed(key, |kv, ctx| {
+            let mut req = RawPutRequest::new();
+            req.set_context(ctx);
+            req.cf = cf.to_owned();
+            req.key = key.to_vec();
+            req.value = value.to_vec();
+            let mut resp = kv.send_raw_put(req)?;
+            refused(kv, "RawPut", &resp.error)?;
+            Ok((resp.region_error.take(), ()))
+        })
+        .map(|_| ())
+    }
+
+    /// Removes `key` from `cf`.
+    pub fn delete(&self, cf: &str, key: &[u8]) -> Result<()> {
+        self.routed(key, |kv, ctx| {
+            let mut req = RawDeleteRequest::new();
+            req.set_context(ctx);
+            req.cf = cf.to_owned();
+            req.key = key.to_vec();
+            let mut resp = kv.send_raw_delete(req)?;
+            refused(kv, "RawDelete", &resp.error)?;
+            Ok((resp.region_error.take(), ()))
+        })
+        .map(|_| ())
+    }
+
+    /// Up to `limit` pairs of `cf` from `start` on, in key order, across regions.
+    pub fn scan(&self, cf: &str, start: &[u8], limit: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut out = Vec::new();
+        let mut from = start.to_vec();
+        while (out.len() as u32) < limit {
+            let want = limit - out.len() as u32;
+            let (pairs, region) = self.routed(&from, |kv, ctx| {
+                let mut req = RawScanRequest::new();
+                req.set_context(ctx);
+                req.cf = cf.to_owned();
+                req.start_key = from.clone();
+                req.limit = want;
+                let mut resp = kv.send_raw_scan(req)?;
+                refused(kv, "RawScan", &resp.error)?;
+                let pairs: Vec<_> = resp
+                    .take_kvs()
+                    .into_iter()
+                    .map(|mut p| (p.take_key(), p.take_value()))
+                    .collect();
+                Ok((resp.region_error.take(), pairs))
+            })?;
+            out.extend(pairs);
+            if region.end_key.is_empty() {
+                break;
+            }
+            from = region.end_key;
+        }
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+}
+
+fn refused(kv: &TinyKvClient, what: &'static str, error: &str) -> Result<()> {
+    if error.is_empty() {
+        return Ok(());
+    }
+    Err(GrpcError::Refused {
+        addr: kv.addr().to_owned(),
+        what,
+        message: error.to_owned(),
+    })
+}
