@@ -35,6 +35,27 @@ pub fn listen_addr(flag: &str, addr: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{flag} {addr:?} resolves to no address"))
 }
 
+/// The exit code of a binary's run, its error printed as `name: error`.
+pub fn exit(name: &str, result: Result<(), String>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// The process's tokio runtime (two workers: the gRPC services and clients run there, the
+/// stores on threads of their own).
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
 /// Blocks the calling thread until the process is killed.
 pub fn park_forever() -> ! {
     loop {

@@ -32,22 +32,12 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging("info");
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tinykv-scheduler: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit("tinykv-scheduler", run(&args))
 }
 
 fn run(args: &Args) -> Result<(), String> {
     let addr = cli::listen_addr("--addr", &args.addr)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let rt = cli::runtime()?;
     let opts = ScheduleConfig {
         max_replicas: args.max_replicas,
         enable_balance_region: !args.no_balance,

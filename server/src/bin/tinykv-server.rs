@@ -43,13 +43,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::init_logging("info");
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tinykv-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::exit("tinykv-server", run(&args))
 }
 
 fn run(args: &Args) -> Result<(), String> {
@@ -67,11 +61,7 @@ fn run(args: &Args) -> Result<(), String> {
         .path
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("/tmp/tinykv/store-{}", args.store_id)));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let rt = cli::runtime()?;
     let conn = rt
         .block_on(SchedulerConn::connect(
             &args.scheduler,
