@@ -2,7 +2,7 @@
 //! scheduler service and its client, the transport between two routers, and the errors a
 //! wrong address or a stopped server give. Every wait is bounded; none is a fixed sleep.
 //!
-//! The tests that run a stage's reference are fenced in `lab:needs` regions, so a handout
+//! The tests that run a stage's reference are fenced in needs regions, so a handout
 //! without that stage drops them; the imports and helpers only they use stay behind, hence
 //! the allowance below.
 #![allow(unused_imports, dead_code)]
