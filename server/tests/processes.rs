@@ -49,28 +49,29 @@ struct Cluster {
     scheduler: String,
     addrs: BTreeMap<u64, String>,
     servers: BTreeMap<u64, Proc>,
-    _sched: Proc,
+    _sched: Option<Proc>,
 }
 
 impl Cluster {
+    /// Starts the stores first and the scheduler after them: processes of a cluster may
+    /// start in any order (a server keeps dialling the scheduler for a while).
     fn start() -> Cluster {
         let dir = tempfile::tempdir().expect("dir");
-        let scheduler = free_addr();
-        let sched = spawn(
-            env!("CARGO_BIN_EXE_tinykv-scheduler"),
-            &["--addr", &scheduler, "--no-balance"],
-            &dir.path().join("scheduler.log"),
-        );
         let mut c = Cluster {
-            dir,
-            scheduler,
+            scheduler: free_addr(),
             addrs: (1..=3).map(|id| (id, free_addr())).collect(),
             servers: BTreeMap::new(),
-            _sched: sched,
+            _sched: None,
+            dir,
         };
         for id in 1..=3 {
             c.start_server(id);
         }
+        c._sched = Some(spawn(
+            env!("CARGO_BIN_EXE_tinykv-scheduler"),
+            &["--addr", &c.scheduler, "--no-balance"],
+            &c.dir.path().join("scheduler.log"),
+        ));
         c
     }
 

@@ -38,6 +38,10 @@ struct Args {
     /// 19).
     #[arg(long, default_value_t = 100)]
     tick_ms: u64,
+    /// How long to keep dialling a scheduler that does not answer yet, in seconds, before
+    /// giving up (0: try once). Servers and the scheduler may start in any order.
+    #[arg(long, default_value_t = 30)]
+    scheduler_wait: u64,
 }
 
 fn main() -> ExitCode {
@@ -62,12 +66,10 @@ fn run(args: &Args) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("/tmp/tinykv/store-{}", args.store_id)));
     let rt = cli::runtime()?;
-    let conn = rt
-        .block_on(SchedulerConn::connect(
-            &args.scheduler,
-            ClientConfig::default(),
-        ))
-        .map_err(|e| format!("cannot reach the scheduler: {e}"))?;
+    let conn = rt.block_on(connect_scheduler(
+        &args.scheduler,
+        Duration::from_secs(args.scheduler_wait),
+    ))?;
     let router = node::Router::new();
     let storage = RaftStorage::new(router.clone(), args.store_id);
     let stop = StopSource::new();
@@ -121,6 +123,33 @@ fn run(args: &Args) -> Result<(), String> {
         nc.data_dir.display()
     );
     cli::park_forever()
+}
+
+/// Dials the scheduler until it answers or `wait` has passed, so a cluster's processes may
+/// start in any order (the original's scheduler client retries its first connection too).
+async fn connect_scheduler(addr: &str, wait: Duration) -> Result<SchedulerConn, String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut warned = false;
+    loop {
+        match SchedulerConn::connect(addr, ClientConfig::default()).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                let waited = if wait.is_zero() {
+                    String::new()
+                } else {
+                    format!(" after {} s", wait.as_secs())
+                };
+                return Err(format!("cannot reach the scheduler{waited}: {e}"));
+            }
+            Err(e) => {
+                if !warned {
+                    tracing::warn!("the scheduler at {addr} does not answer yet ({e}); retrying");
+                    warned = true;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
 }
 
 /// The test configuration's intervals (scheduler heartbeats every 100 ms, ...) over a base
