@@ -22,6 +22,7 @@ const PROTOS: &[&str] = &[
     "raft_serverpb.proto",
     "kvrpcpb.proto",
     "schedulerpb.proto",
+    "adminpb.proto",
 ];
 
 fn main() {

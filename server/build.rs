@@ -85,6 +85,14 @@ fn tinykv() -> Service {
             "raft_serverpb::Done",
             ClientStream,
         ),
+        // Not in the course's service: TiKV's call for a split at a chosen key.
+        (
+            "split_region",
+            "SplitRegion",
+            "adminpb::SplitRegionRequest",
+            "adminpb::SplitRegionResponse",
+            Unary,
+        ),
     ];
     let mut s = Service::builder()
         .name("TinyKv")
@@ -100,6 +108,8 @@ fn tinykv() -> Service {
 ///
 /// `ReportSplit` is not in the course's `schedulerpb.proto` service (only its messages
 /// are); it is served here so that a store's `report_split` reaches the scheduler.
+/// `AddOperator` (from `adminpb.proto`) is an administrator's operator, as `tinykv-ctl`
+/// sends it.
 fn scheduler() -> Service {
     use Shape::*;
     let pb = |m: &str| format!("schedulerpb::{m}");
@@ -203,7 +213,14 @@ fn scheduler() -> Service {
     for (name, route, input, output, shape) in methods {
         s = s.method(method(name, route, &pb(input), &pb(output), shape));
     }
-    s.build()
+    s.method(method(
+        "add_operator",
+        "AddOperator",
+        "adminpb::AddOperatorRequest",
+        "adminpb::AddOperatorResponse",
+        Unary,
+    ))
+    .build()
 }
 
 fn main() {

@@ -18,6 +18,7 @@
 //! | [`raft_cmdpb`] | commands proposed to a region (stages 2B, 3B): `RaftCmdRequest` with normal requests (Get/Put/Delete/Snap) or one admin request (ChangePeer, CompactLog, TransferLeader, Split), and their responses |
 //! | [`raft_serverpb`] | what stores send each other (`RaftMessage`, wrapping an `eraftpb::Message`) and what they persist per peer (`RaftLocalState`, `RaftApplyState`, `RegionLocalState`) |
 //! | [`schedulerpb`] | the scheduler API (stage 3C): bootstrap, id allocation, store and region heartbeats with their `ChangePeer` / `TransferLeader` answers, `AskSplit`, region lookup |
+//! | [`adminpb`] | administration beside the course's services (not in the original): operators handed to the scheduler, a split at a chosen key |
 //! | [`kvrpcpb`] | the client API: raw get/put/delete/scan (stage 1) and the Percolator transactions `KvGet`, `KvPrewrite`, `KvCommit`, `KvScan`, `KvCheckTxnStatus`, `KvBatchRollback`, `KvResolveLock` (stage 4) |
 //!
 //! ```
@@ -88,6 +89,10 @@ pub use generated::kvrpcpb;
 
 /// The scheduler API: bootstrap, ids, timestamps, heartbeats and operators.
 pub use generated::schedulerpb;
+
+/// Administration calls beside the course's services: an operator handed to the scheduler
+/// (`AddOperator`) and a split at a chosen key (`SplitRegion`), as `tinykv-ctl` sends them.
+pub use generated::adminpb;
 
 /// The descriptor of the import-only `proto/include/eraftpb.proto`, encoded as
 /// a `FileDescriptorProto`. Only tests use it, to check that the file agrees

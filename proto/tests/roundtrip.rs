@@ -19,7 +19,7 @@ use protobuf::error::WireError;
 use protobuf::reflect::{ReflectFieldRef, ReflectValueRef};
 use protobuf::{Message, ProtobufEnum, ProtobufError};
 
-use proto::{eraftpb, errorpb, kvrpcpb, metapb, raft_cmdpb, raft_serverpb, schedulerpb};
+use proto::{adminpb, eraftpb, errorpb, kvrpcpb, metapb, raft_cmdpb, raft_serverpb, schedulerpb};
 
 // ---------------------------------------------------------------------------
 // Type tables
@@ -100,6 +100,9 @@ const MESSAGES: &[MessageCase] = message_cases! {
         GetGCSafePointResponse, UpdateGCSafePointRequest, UpdateGCSafePointResponse,
         GetOperatorRequest, GetOperatorResponse,
     }
+    adminpb {
+        AddOperatorRequest, AddOperatorResponse, SplitRegionRequest, SplitRegionResponse,
+    }
 };
 
 const ENUMS: &[EnumCase] = enum_cases! {
@@ -108,6 +111,7 @@ const ENUMS: &[EnumCase] = enum_cases! {
     raft_serverpb { PeerState }
     kvrpcpb { Op, Action }
     schedulerpb { ErrorType, OperatorStatus }
+    adminpb { OperatorKind }
 };
 
 /// Descriptors of the files we generate, one per module.
@@ -119,6 +123,7 @@ fn our_files() -> Vec<&'static FileDescriptorProto> {
         raft_serverpb::file_descriptor_proto(),
         kvrpcpb::file_descriptor_proto(),
         schedulerpb::file_descriptor_proto(),
+        adminpb::file_descriptor_proto(),
     ]
 }
 

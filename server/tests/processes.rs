@@ -53,9 +53,10 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Starts the stores first and the scheduler after them: processes of a cluster may
-    /// start in any order (a server keeps dialling the scheduler for a while).
-    fn start() -> Cluster {
+    /// Starts the stores first and the scheduler (with `scheduler_args`) after them:
+    /// processes of a cluster may start in any order (a server keeps dialling the scheduler
+    /// for a while).
+    fn start(scheduler_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("dir");
         let mut c = Cluster {
             scheduler: free_addr(),
@@ -67,9 +68,11 @@ impl Cluster {
         for id in 1..=3 {
             c.start_server(id);
         }
+        let mut args = vec!["--addr", &c.scheduler];
+        args.extend_from_slice(scheduler_args);
         c._sched = Some(spawn(
             env!("CARGO_BIN_EXE_tinykv-scheduler"),
-            &["--addr", &c.scheduler, "--no-balance"],
+            &args,
             &c.dir.path().join("scheduler.log"),
         ));
         c
@@ -101,6 +104,33 @@ impl Cluster {
         drop(self.servers.remove(&id));
     }
 
+    /// Runs `tinykv-ctl` with `args` against this cluster's scheduler: its exit code,
+    /// stdout and stderr.
+    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        ctl_at(&self.scheduler, args)
+    }
+
+    /// Runs `tinykv-ctl` and expects it to succeed; its stdout.
+    fn ctl_ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.ctl(args);
+        assert_eq!(
+            code,
+            0,
+            "tinykv-ctl {args:?} failed:\n{out}{err}\n{}",
+            self.logs()
+        );
+        out
+    }
+
+    /// Runs `tinykv-ctl` and expects it to fail with a message containing `expect`.
+    fn ctl_err(&self, args: &[&str], expect: &str) {
+        let (code, out, err) = self.ctl(args);
+        assert!(
+            code != 0 && err.contains(expect),
+            "tinykv-ctl {args:?} should fail with {expect:?}; exit {code}:\n{out}{err}"
+        );
+    }
+
     fn logs(&self) -> String {
         let mut out = String::new();
         for name in ["scheduler", "store-1", "store-2", "store-3"] {
@@ -115,6 +145,22 @@ impl Cluster {
         }
         out
     }
+}
+
+/// Runs `tinykv-ctl` with `args` against the scheduler at `scheduler`: its exit code,
+/// stdout and stderr.
+fn ctl_at(scheduler: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tinykv-ctl"))
+        .args(["--scheduler", scheduler, "--timeout", "20"])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("tinykv-ctl runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn client(addr: &str) -> ClusterClient {
@@ -147,7 +193,7 @@ fn wait_until(c: &Cluster, what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 fn servers_survive_sigkill_of_the_leader_and_a_follower_and_stay_linearizable() {
-    let mut c = Cluster::start();
+    let mut c = Cluster::start(&["--no-balance"]);
     let admin = client(&c.scheduler);
     wait_until(&c, "a first write", || {
         admin.put("default", b"k", b"0").is_ok()
@@ -272,6 +318,76 @@ fn servers_survive_sigkill_of_the_leader_and_a_follower_and_stay_linearizable() 
         "{result}\n{} operations\n{}",
         history.len(),
         c.logs()
+    );
+}
+
+/// `tinykv-ctl`'s administration on a live cluster of processes. With the replica checker
+/// off, the region stays on the store that bootstrapped it until the tool grows it (two
+/// add-peers, each new peer catching up through a snapshot), moves its leadership, removes
+/// the old leader's peer and splits it; data written before stays readable on both sides of
+/// the split. Refusals come back at once with the reason: a peer that is not there, a store
+/// the scheduler does not know, a key that already starts a region, no scheduler.
+#[test]
+fn ctl_grows_moves_shrinks_and_splits_a_region() {
+    let c = Cluster::start(&["--no-balance", "--no-replica-checker"]);
+    let admin = client(&c.scheduler);
+    wait_until(&c, "a first write", || {
+        admin.put("default", b"a", b"1").is_ok()
+    });
+    c.ctl_ok(&["put", "z", "26"]);
+    let (region, _) = admin
+        .region(b"a")
+        .expect("the scheduler answers")
+        .expect("the region");
+    let rid = region.id.to_string();
+    let first = region.get_peers()[0].store_id;
+    let others: Vec<u64> = (1..=3).filter(|&s| s != first).collect();
+    let peers_on = |stores: &[u64]| {
+        let (r, _) = admin.region(b"a").ok().flatten().expect("the region");
+        let mut on: Vec<u64> = r.get_peers().iter().map(|p| p.store_id).collect();
+        on.sort_unstable();
+        assert_eq!(on, stores, "the region's stores");
+    };
+    assert_eq!(region.get_peers().len(), 1, "no replica checker: one peer");
+
+    for s in &others {
+        let out = c.ctl_ok(&["add-peer", &rid, &s.to_string()]);
+        assert!(out.contains(&format!("on store {s} done")), "{out}");
+    }
+    peers_on(&[1, 2, 3]);
+    let to = others[0];
+    let out = c.ctl_ok(&["transfer-leader", &rid, &to.to_string()]);
+    assert!(
+        out.contains(&format!("on store {to} (leader)")),
+        "the region as printed shows the new leader:\n{out}"
+    );
+    let out = c.ctl_ok(&["remove-peer", &rid, &first.to_string()]);
+    assert!(!out.contains(&format!("on store {first}\n")), "{out}");
+    peers_on(&others);
+    c.ctl_err(
+        &["remove-peer", &rid, &first.to_string()],
+        &format!("has no peer on store {first}"),
+    );
+    c.ctl_err(&["add-peer", &rid, "9"], "store 9 not found");
+    c.ctl_err(&["transfer-leader", "777", "1"], "region 777 not found");
+
+    let out = c.ctl_ok(&["split", "m"]);
+    assert!(
+        out.contains(r#"["", "m")"#) && out.contains(r#"["m", "")"#),
+        "both halves printed:\n{out}"
+    );
+    assert_eq!(c.ctl_ok(&["get", "a"]), "1\n");
+    assert_eq!(c.ctl_ok(&["get", "z"]), "26\n");
+    let right = c.ctl_ok(&["region", "z"]);
+    assert!(right.contains(r#"["m", "")"#), "{right}");
+    c.ctl_err(&["split", "m"], "starts already");
+    assert_eq!(c.ctl_ok(&["scan"]), "a\t1\nz\t26\n");
+
+    let dead = free_addr();
+    let (code, _, err) = ctl_at(&dead, &["get", "a"]);
+    assert!(
+        code != 0 && err.contains("cannot reach the scheduler"),
+        "{code}: {err}"
     );
 }
 // lab:end-needs

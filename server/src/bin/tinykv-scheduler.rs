@@ -27,6 +27,10 @@ struct Args {
     /// Do not move replicas between stores to balance them (the replica checker still runs).
     #[arg(long)]
     no_balance: bool,
+    /// Do not add missing replicas or remove extra ones: regions keep the peers they have
+    /// until an administrator changes them (tinykv-ctl add-peer / remove-peer).
+    #[arg(long)]
+    no_replica_checker: bool,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn run(args: &Args) -> Result<(), String> {
     let opts = ScheduleConfig {
         max_replicas: args.max_replicas,
         enable_balance_region: !args.no_balance,
+        enable_replica_checker: !args.no_replica_checker,
         ..ScheduleConfig::default()
     };
     // Ids below 1000 are left to the stores' --store-id flags.

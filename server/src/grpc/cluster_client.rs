@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use proto::adminpb::{OperatorKind, SplitRegionRequest};
 use proto::errorpb;
 use proto::kvrpcpb::{Context, RawDeleteRequest, RawGetRequest, RawPutRequest, RawScanRequest};
 use proto::metapb;
@@ -145,6 +146,8 @@ impl ClusterClient {
                         message: format!("region error: {err:?}"),
                     });
                 }
+                // The store answered and refused the request itself: asking again is no use.
+                Err(e) if is_final(&e) => return Err(e),
                 Err(e) => {
                     // A store that is down or unreachable: the next peer.
                     tracing::debug!("store {}: {e}", peer.store_id);
@@ -204,6 +207,77 @@ impl ClusterClient {
         .map(|_| ())
     }
 
+    /// Splits the region holding `key` at `key`, which becomes the first key of the new
+    /// right-hand region; returns the two regions. Fails at once if `key` already starts a
+    /// region.
+    pub fn split(&self, key: &[u8]) -> Result<(metapb::Region, metapb::Region)> {
+        let ((left, right), _) = self.routed(key, |kv, ctx| {
+            let mut req = SplitRegionRequest::new();
+            req.set_context(ctx);
+            req.split_key = key.to_vec();
+            let mut resp = kv.send_split_region(req)?;
+            refused(kv, "SplitRegion", &resp.error)?;
+            if let Some(err) = resp.region_error.as_ref() {
+                let outside = err.get_key_not_in_region();
+                if err.has_key_not_in_region() && outside.start_key == key {
+                    return Err(GrpcError::Refused {
+                        addr: kv.addr().to_owned(),
+                        what: "SplitRegion",
+                        message: format!(
+                            "the key is where region {} starts already",
+                            outside.region_id
+                        ),
+                    });
+                }
+            }
+            Ok((
+                resp.region_error.take(),
+                (resp.take_left(), resp.take_right()),
+            ))
+        })?;
+        Ok((left, right))
+    }
+
+    /// Hands the scheduler an administrator's operator of `kind` on region `region_id` for
+    /// its peer on store `store_id` (a new peer there, for [`OperatorKind::AddPeer`]), then
+    /// waits until the scheduler's view of the region shows it done: the peer leads, is a
+    /// member, or is gone. Returns the peer; fails if the scheduler refuses the operator or
+    /// it is not done within the client's timeout.
+    pub fn operate(
+        &self,
+        region_id: u64,
+        kind: OperatorKind,
+        store_id: u64,
+    ) -> Result<metapb::Peer> {
+        let peer = self
+            .rt
+            .block_on(self.conn.add_operator(region_id, kind, store_id))?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            let done = self
+                .region_by_id(region_id)?
+                .is_some_and(|(region, leader)| {
+                    let member = region.get_peers().iter().any(|p| p.id == peer.id);
+                    match kind {
+                        OperatorKind::TransferLeader => leader.is_some_and(|l| l.id == peer.id),
+                        OperatorKind::AddPeer => member,
+                        OperatorKind::RemovePeer => !member,
+                    }
+                });
+            if done {
+                return Ok(peer);
+            }
+            if Instant::now() >= deadline {
+                return Err(GrpcError::Timeout {
+                    addr: self.conn.addr().to_owned(),
+                    what: "an operator",
+                    after: self.timeout,
+                });
+            }
+            std::thread::sleep(PAUSE);
+        }
+    }
+
     /// Up to `limit` pairs of `cf` from `start` on, in key order, across regions.
     pub fn scan(&self, cf: &str, start: &[u8], limit: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let mut out = Vec::new();
@@ -233,6 +307,19 @@ impl ClusterClient {
         }
         out.truncate(limit as usize);
         Ok(out)
+    }
+}
+
+/// Whether `e` is a store's verdict on the request itself (a bad argument, a refusal in
+/// the response), not a store that is down, slow or not ready.
+fn is_final(e: &GrpcError) -> bool {
+    match e {
+        GrpcError::Refused { .. } => true,
+        GrpcError::Call { code, .. } => matches!(
+            code,
+            tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition
+        ),
+        _ => false,
     }
 }
 

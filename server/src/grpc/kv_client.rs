@@ -1,5 +1,6 @@
 //! [`TinyKvClient`]: blocking raw KV calls to one store, for tools and tests.
 
+use proto::adminpb::{SplitRegionRequest, SplitRegionResponse};
 use proto::kvrpcpb::{
     RawDeleteRequest, RawDeleteResponse, RawGetRequest, RawGetResponse, RawPutRequest,
     RawPutResponse, RawScanRequest, RawScanResponse,
@@ -180,6 +181,23 @@ impl TinyKvClient {
         let limit = self.cfg.request_timeout;
         self.exec
             .block_on(call(&self.addr, "RawScan", limit, stub.raw_scan(req)))
+    }
+
+    /// Sends a `SplitRegion` as is (its context names the region, epoch and leader peer) and
+    /// returns the answer, region error and all.
+    pub fn send_split_region(&self, req: SplitRegionRequest) -> Result<SplitRegionResponse> {
+        let mut stub = self.stub.clone();
+        // The store asks the scheduler for ids and commits the split before it answers.
+        let limit = self
+            .cfg
+            .request_timeout
+            .max(super::kv_service::SPLIT_TIMEOUT);
+        self.exec.block_on(call(
+            &self.addr,
+            "SplitRegion",
+            limit,
+            stub.split_region(req),
+        ))
     }
 
     /// An error for a response that carries one.

@@ -2,7 +2,9 @@
 //! snapshot streams of other stores handed to this process's stores.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use proto::adminpb::{SplitRegionRequest, SplitRegionResponse};
 use proto::raft_serverpb::{Done, RaftMessage, SnapshotChunk};
 use raftstore::StoreEvent;
 use tonic::{Request, Response, Status, Streaming};
@@ -69,6 +71,9 @@ impl<S: Storage + 'static, K: StoreSink> TinyKvService<S, K> {
         }
     }
 }
+
+/// How long a `SplitRegion` call waits for the store's answer.
+pub const SPLIT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A response that can carry a region error instead of its result.
 pub trait WithRegionError: Sized {
@@ -187,6 +192,75 @@ impl<S: Storage + 'static, K: StoreSink> TinyKv for TinyKvService<S, K> {
                     ))
                 })?;
         }
+    }
+
+    async fn split_region(
+        &self,
+        req: Request<SplitRegionRequest>,
+    ) -> Result<Response<SplitRegionResponse>, Status> {
+        Ok(Response::new(self.split(req.into_inner()).await))
+    }
+}
+
+impl<S: Storage + 'static, K: StoreSink> TinyKvService<S, K> {
+    /// Asks the store of the request's peer to split its region; answers once the split
+    /// was applied or refused (or after [`SPLIT_TIMEOUT`]).
+    async fn split(&self, req: SplitRegionRequest) -> SplitRegionResponse {
+        let mut resp = SplitRegionResponse::new();
+        let ctx = req.get_context();
+        let store_id = ctx.get_peer().store_id;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let ev = StoreEvent::SplitRegion {
+            region_id: ctx.region_id,
+            region_epoch: ctx.get_region_epoch().clone(),
+            split_key: req.split_key.clone(),
+            cb: Some(Box::new(move |answer| {
+                let _ = tx.send(answer);
+            })),
+        };
+        if let Err(e) = self.sink.deliver(store_id, ev) {
+            let mut err = proto::errorpb::Error::new();
+            err.message = format!("store {store_id} is not served here: {e}");
+            err.mut_store_not_match().request_store_id = store_id;
+            resp.set_region_error(err);
+            return resp;
+        }
+        let answer = tokio::select! {
+            _ = self.stop.stopped() => Err("the server is stopping".to_owned()),
+            answer = tokio::time::timeout(SPLIT_TIMEOUT, rx) => match answer {
+                Ok(Ok(answer)) => Ok(answer.resp),
+                Ok(Err(_)) => Err(format!("store {store_id} dropped the split")),
+                Err(_) => Err(format!("no answer after {SPLIT_TIMEOUT:?}")),
+            },
+        };
+        match answer {
+            Err(e) => resp.error = e,
+            Ok(mut cmd) if cmd.get_header().has_error() => {
+                let err = cmd.mut_header().take_error();
+                let is_region_error = err.has_not_leader()
+                    || err.has_region_not_found()
+                    || err.has_key_not_in_region()
+                    || err.has_epoch_not_match()
+                    || err.has_stale_command()
+                    || err.has_store_not_match();
+                if is_region_error {
+                    resp.set_region_error(err);
+                } else {
+                    resp.error = err.message;
+                }
+            }
+            Ok(mut cmd) => {
+                let mut regions = cmd.mut_admin_response().mut_split().take_regions();
+                match (regions.pop(), regions.pop()) {
+                    (Some(right), Some(left)) => {
+                        resp.set_left(left);
+                        resp.set_right(right);
+                    }
+                    _ => resp.error = "the split's answer lists no regions".into(),
+                }
+            }
+        }
+        resp
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use proto::adminpb::{AddOperatorRequest, OperatorKind};
 use proto::metapb;
 use proto::schedulerpb::{
     self as pb, AskSplitResponse, ErrorType, RegionHeartbeatRequest, RegionHeartbeatResponse,
@@ -120,6 +121,31 @@ impl SchedulerConn {
             .await?;
         self.check(resp.get_header())?;
         Ok(resp.id)
+    }
+
+    /// Hands the scheduler an administrator's operator of `kind` on region `region_id` for
+    /// its peer on store `store_id` (a new peer there, for [`OperatorKind::AddPeer`]);
+    /// returns the peer the operator acts on. The scheduler runs the operator through the
+    /// region's heartbeats; this returns once it was accepted, not when it is done.
+    pub async fn add_operator(
+        &self,
+        region_id: u64,
+        kind: OperatorKind,
+        store_id: u64,
+    ) -> Result<metapb::Peer> {
+        let mut req = AddOperatorRequest::new();
+        req.set_header(self.header());
+        req.region_id = region_id;
+        req.kind = kind;
+        req.store_id = store_id;
+        let mut resp = self
+            .unary(
+                "AddOperator",
+                |mut s| async move { s.add_operator(req).await },
+            )
+            .await?;
+        self.check(resp.get_header())?;
+        Ok(resp.take_peer())
     }
 
     /// A store's description (fails if the scheduler does not know it).

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use proto::adminpb::{AddOperatorRequest, AddOperatorResponse, OperatorKind};
+use proto::metapb;
 use proto::schedulerpb::{
     self as pb, ErrorType, RegionHeartbeatRequest, RegionHeartbeatResponse, RequestHeader,
     ResponseHeader,
@@ -243,6 +245,44 @@ fn error_type(e: &scheduler::Error) -> ErrorType {
     }
 }
 
+/// The peer an administrator's operator of `kind` acts on: the region's peer on `store_id`
+/// (to lead or to remove), or a new peer there with a fresh id (to add).
+fn operator_peer(
+    svc: &SchedulerService,
+    region_id: u64,
+    kind: OperatorKind,
+    store_id: u64,
+) -> scheduler::Result<metapb::Peer> {
+    let (region, _) = svc
+        .get_region_by_id(region_id)
+        .ok_or(scheduler::Error::RegionNotFound(region_id))?;
+    let existing = region
+        .get_peers()
+        .iter()
+        .find(|p| p.store_id == store_id)
+        .cloned();
+    match (kind, existing) {
+        (OperatorKind::AddPeer, None) => {
+            if svc.get_store(store_id).is_none() {
+                return Err(scheduler::Error::StoreNotFound(store_id));
+            }
+            Ok(metapb::Peer {
+                id: svc.cluster().alloc_id(),
+                store_id,
+                ..Default::default()
+            })
+        }
+        (OperatorKind::AddPeer, Some(p)) => Err(scheduler::Error::Operator(format!(
+            "region {region_id} already has peer {} on store {store_id}",
+            p.id
+        ))),
+        (_, Some(p)) => Ok(p),
+        (_, None) => Err(scheduler::Error::Operator(format!(
+            "region {region_id} has no peer on store {store_id}"
+        ))),
+    }
+}
+
 fn missing(what: &str) -> scheduler::Error {
     scheduler::Error::InvalidRequest(format!("the request has no {what}"))
 }
@@ -452,6 +492,33 @@ impl Scheduler for SchedulerGrpc {
         };
         let mut resp = pb::ReportSplitResponse::new();
         resp.set_header(self.header_of(&result));
+        Ok(Response::new(resp))
+    }
+
+    async fn add_operator(
+        &self,
+        req: Request<AddOperatorRequest>,
+    ) -> Result<Response<AddOperatorResponse>, Status> {
+        let req = req.into_inner();
+        self.check_header(req.get_header())?;
+        let svc = &self.inner.svc;
+        let (region_id, kind) = (req.region_id, req.kind);
+        let result = operator_peer(svc, region_id, kind, req.store_id).and_then(|peer| {
+            let now = self.now();
+            match kind {
+                OperatorKind::TransferLeader => svc.transfer_leader(region_id, &peer, now),
+                OperatorKind::AddPeer => svc.add_peer(region_id, &peer, now),
+                OperatorKind::RemovePeer => svc.remove_peer(region_id, &peer, now),
+            }
+            .map(|()| peer)
+        });
+        // The operator's first step goes out now, not at the next tick.
+        self.route_outbox();
+        let mut resp = AddOperatorResponse::new();
+        resp.set_header(self.header_of(&result));
+        if let Ok(peer) = result {
+            resp.set_peer(peer);
+        }
         Ok(Response::new(resp))
     }
 }
