@@ -1,15 +1,17 @@
 //! The real thing: `tinykv-scheduler` and three `tinykv-server`s as child processes on
-//! loopback, clients writing and reading through `ClusterClient` meanwhile, the leader's
-//! process killed with SIGKILL and restarted, then a follower's. Afterwards every
-//! acknowledged write is read back and the clients' history must be linearizable. Real
-//! clock, bounded waits; every process started is killed when the test ends, pass or fail.
+//! loopback, each store behind a TCP proxy it advertises. Clients write and read through
+//! `ClusterClient` while the leader's process is killed with SIGKILL and restarted, then a
+//! follower's, then another follower is cut off the network at its proxy and healed.
+//! Afterwards every acknowledged write is read back and the clients' history must be
+//! linearizable. A second test drives `tinykv-ctl`'s administration. Real clock, bounded
+//! waits; every process started is killed when the test ends, pass or fail.
 
 // lab:needs 2aa..3c
 use std::collections::BTreeMap;
-use std::net::TcpListener;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,10 +46,81 @@ fn spawn(bin: &str, args: &[&str], log: &Path) -> Proc {
     Proc(child)
 }
 
+/// A TCP proxy in front of one store: the address the store advertises, forwarding every
+/// connection to where it listens. [`Proxy::cut`] is a network partition of that store's
+/// inbound side (other stores' raft traffic and clients): open connections are shut down
+/// and new ones closed on arrival until [`Proxy::heal`].
+struct Proxy {
+    addr: String,
+    blocked: Arc<AtomicBool>,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+    /// Connections closed on arrival while cut.
+    refused: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a proxy port");
+        let addr = listener.local_addr().expect("its address").to_string();
+        let blocked = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(Mutex::new(Vec::<TcpStream>::new()));
+        let refused = Arc::new(AtomicU64::new(0));
+        let (b, c, r) = (blocked.clone(), conns.clone(), refused.clone());
+        // Lives as long as the test binary; a dead target only means refused connections.
+        std::thread::spawn(move || {
+            for inbound in listener.incoming() {
+                let Ok(inbound) = inbound else { continue };
+                if b.load(Ordering::SeqCst) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    continue; // dropped: closed on arrival
+                }
+                let Ok(outbound) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let pipe = |mut from: TcpStream, mut to: TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = from.shutdown(Shutdown::Both);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                };
+                let clones = (inbound.try_clone(), outbound.try_clone());
+                let (Ok(in2), Ok(out2)) = clones else {
+                    continue;
+                };
+                c.lock()
+                    .extend([in2.try_clone(), out2.try_clone()].into_iter().flatten());
+                pipe(inbound, out2);
+                pipe(outbound, in2);
+            }
+        });
+        Proxy {
+            addr,
+            blocked,
+            conns,
+            refused,
+        }
+    }
+
+    fn cut(&self) {
+        self.blocked.store(true, Ordering::SeqCst);
+        for s in self.conns.lock().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn heal(&self) {
+        self.blocked.store(false, Ordering::SeqCst);
+    }
+}
+
 struct Cluster {
     dir: tempfile::TempDir,
     scheduler: String,
+    /// Where each store listens.
     addrs: BTreeMap<u64, String>,
+    /// What each store advertises: its proxy.
+    proxies: BTreeMap<u64, Proxy>,
     servers: BTreeMap<u64, Proc>,
     _sched: Option<Proc>,
 }
@@ -58,9 +131,14 @@ impl Cluster {
     /// for a while).
     fn start(scheduler_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("dir");
+        let addrs: BTreeMap<u64, String> = (1..=3).map(|id| (id, free_addr())).collect();
         let mut c = Cluster {
             scheduler: free_addr(),
-            addrs: (1..=3).map(|id| (id, free_addr())).collect(),
+            proxies: addrs
+                .iter()
+                .map(|(&id, a)| (id, Proxy::start(a.clone())))
+                .collect(),
+            addrs,
             servers: BTreeMap::new(),
             _sched: None,
             dir,
@@ -88,6 +166,8 @@ impl Cluster {
                 &id.to_string(),
                 "--addr",
                 &self.addrs[&id],
+                "--advertise-addr",
+                &self.proxies[&id].addr,
                 "--scheduler",
                 &self.scheduler,
                 "--path",
@@ -274,6 +354,21 @@ fn servers_survive_sigkill_of_the_leader_and_a_follower_and_stay_linearizable() 
     std::thread::sleep(Duration::from_millis(1500));
     c.start_server(follower);
     std::thread::sleep(Duration::from_millis(800));
+    // A network partition: another follower's inbound side (raft traffic and clients) goes
+    // dark for a while, then heals. Its elections disrupt the others meanwhile (no pre-vote);
+    // after the heal it catches up.
+    let current = leader();
+    let cut = (1..=3)
+        .find(|&s| s != current && s != follower)
+        .unwrap_or(1);
+    c.proxies[&cut].cut();
+    std::thread::sleep(Duration::from_millis(1500));
+    c.proxies[&cut].heal();
+    assert!(
+        c.proxies[&cut].refused.load(Ordering::SeqCst) > 0,
+        "nobody tried to reach store {cut} during its partition"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
     stop.store(true, Ordering::SeqCst);
     for w in workers {
         w.join().expect("a client thread");

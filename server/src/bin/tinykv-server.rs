@@ -28,6 +28,10 @@ struct Args {
     /// Address to serve the TinyKv gRPC service on (other stores and clients dial it).
     #[arg(long, default_value = "127.0.0.1:20160")]
     addr: String,
+    /// The address other stores and clients are told to dial (default: --addr), when they
+    /// reach this store through a proxy or a NAT.
+    #[arg(long)]
+    advertise_addr: Option<String>,
     /// The scheduler's address.
     #[arg(long, default_value = "127.0.0.1:2379")]
     scheduler: String,
@@ -80,12 +84,12 @@ fn run(args: &Args) -> Result<(), String> {
     );
     let _enter = rt.enter();
     let grpc = GrpcServer::start(addr, kv.into_server(), stop).map_err(|e| e.to_string())?;
-    let mut nc = node::NodeConfig::new(
-        conn.cluster_id(),
-        args.store_id,
-        &grpc.addr().to_string(),
-        path,
-    );
+    let advertise = match &args.advertise_addr {
+        // Checked, but advertised as given (a host name stays a host name).
+        Some(a) => cli::listen_addr("--advertise-addr", a).map(|_| a.clone())?,
+        None => grpc.addr().to_string(),
+    };
+    let mut nc = node::NodeConfig::new(conn.cluster_id(), args.store_id, &advertise, path);
     nc.cfg = config(args.tick_ms, args.store_id);
     let transport = GrpcTransport::new(
         args.store_id,
@@ -110,10 +114,11 @@ fn run(args: &Args) -> Result<(), String> {
     )
     .map_err(|e| format!("store {} cannot start: {e}", args.store_id))?;
     tracing::info!(
-        "store {} of cluster {} serving on {} over {}",
+        "store {} of cluster {} serving on {} (advertised as {}) over {}",
         nc.store_id,
         nc.cluster_id,
         grpc.addr(),
+        advertise,
         nc.data_dir.display()
     );
     eprintln!(

@@ -1,5 +1,7 @@
-//! The `TinyKv` service: raw KV calls served by [`crate::Server`], and the raft and
-//! snapshot streams of other stores handed to this process's stores.
+//! The `TinyKv` service: raw KV calls served by [`crate::Server`], the raft and snapshot
+//! streams of other stores handed to this process's stores, and `SplitRegion` (from
+//! `adminpb`, not in the course's service), handed to the store of the request's peer as a
+//! [`StoreEvent::SplitRegion`] and answered when the split is applied or refused.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,6 +11,10 @@
 //! [`SchedulerGrpc::start_ticker`] task produces) goes out on the stream of the store that
 //! must act on it: the newest stream that store opened. An answer for a store with no open
 //! stream is dropped; the operator repeats its step on the region's next heartbeat.
+//!
+//! `AddOperator` (from `adminpb`, not in the course's service) hands the scheduler an
+//! administrator's operator (transfer leader, add or remove a peer); its first step leaves
+//! at once, the rest follow the region's heartbeats.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
