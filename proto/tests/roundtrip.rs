@@ -102,6 +102,7 @@ const MESSAGES: &[MessageCase] = message_cases! {
     }
     adminpb {
         AddOperatorRequest, AddOperatorResponse, SplitRegionRequest, SplitRegionResponse,
+        SchedulerMeta,
     }
 };
 

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use proto::metapb::{Peer, Region, Store, StoreState};
 use proto::schedulerpb::StoreStats;
 use rand::Rng;
@@ -14,12 +15,47 @@ use rand::Rng;
 use crate::config::ScheduleConfig;
 use crate::core::{is_epoch_stale, BasicCluster, RegionInfo, StoreInfo, StoreRegionKind};
 use crate::error::{Epoch, Error, Result};
+use crate::meta::{MetaStore, ID_BLOCK};
+
+/// Hands out cluster-unique ids. With a [`MetaStore`], no id at or above the limit it
+/// last saved: a new limit ([`ID_BLOCK`] further) is saved first.
+#[derive(Debug)]
+struct IdAllocator {
+    next: AtomicU64,
+    /// Ids below it may be handed out; `u64::MAX` without a meta store.
+    limit: AtomicU64,
+    meta: Option<Arc<dyn MetaStore>>,
+    /// Held while a new limit is saved.
+    reserving: Mutex<()>,
+}
+
+impl IdAllocator {
+    fn alloc(&self) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        if id < self.limit.load(Ordering::SeqCst) {
+            return id;
+        }
+        let _guard = self.reserving.lock();
+        if id >= self.limit.load(Ordering::SeqCst) {
+            let limit = id + ID_BLOCK;
+            if let Some(meta) = &self.meta {
+                // An id handed out without its limit saved could be handed out again after a
+                // restart, and two regions or peers would share it: better stop here.
+                if let Err(e) = meta.save_id_limit(limit) {
+                    panic!("the scheduler cannot save its id limit {limit} to {meta:?}: {e}");
+                }
+            }
+            self.limit.store(limit, Ordering::SeqCst);
+        }
+        id
+    }
+}
 
 /// The scheduler's view of the cluster (see the module docs).
 #[derive(Debug)]
 pub struct RaftCluster {
     cluster_id: u64,
-    next_id: AtomicU64,
+    ids: IdAllocator,
     /// Stores and regions. Student code locks it in
     /// [`RaftCluster::process_region_heartbeat`].
     pub(crate) core: RwLock<BasicCluster>,
@@ -32,7 +68,12 @@ impl RaftCluster {
     pub fn new(cluster_id: u64, first_id: u64, opts: ScheduleConfig) -> RaftCluster {
         RaftCluster {
             cluster_id,
-            next_id: AtomicU64::new(first_id.max(1)),
+            ids: IdAllocator {
+                next: AtomicU64::new(first_id.max(1)),
+                limit: AtomicU64::new(u64::MAX),
+                meta: None,
+                reserving: Mutex::new(()),
+            },
             core: RwLock::new(BasicCluster::default()),
             opts: RwLock::new(opts),
         }
@@ -43,14 +84,26 @@ impl RaftCluster {
         self.cluster_id
     }
 
-    /// A fresh id, unique in the cluster.
+    /// Saves the id allocator's progress in `meta` from now on: ids continue from
+    /// `id_limit` (or the first id, if higher), the first of them after a saved new limit.
+    pub(crate) fn keep_ids_in(&mut self, meta: Arc<dyn MetaStore>, id_limit: u64) {
+        let next = self.ids.next.get_mut();
+        *next = (*next).max(id_limit);
+        *self.ids.limit.get_mut() = *next;
+        self.ids.meta = Some(meta);
+    }
+
+    /// A fresh id, unique in the cluster (and across restarts, with a [`MetaStore`]).
+    ///
+    /// # Panics
+    /// If the meta store cannot save a new id limit: handing the id out could repeat it.
     pub fn alloc_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+        self.ids.alloc()
     }
 
     /// Whether `id` has been handed out (or was below the first id).
     pub fn is_allocated(&self, id: u64) -> bool {
-        id != 0 && id < self.next_id.load(Ordering::Relaxed)
+        id != 0 && id < self.ids.next.load(Ordering::SeqCst)
     }
 
     /// A new peer on `store_id`, with a fresh id.

@@ -67,6 +67,9 @@ pub enum Error {
     /// An operator could not be built or added.
     #[error("operator refused: {0}")]
     Operator(String),
+    /// What the scheduler must remember across a restart could not be saved.
+    #[error("cannot save the scheduler's state: {0}")]
+    Meta(String),
 }
 
 /// The scheduler's result type.

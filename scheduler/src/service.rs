@@ -10,6 +10,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -20,8 +21,9 @@ use proto::schedulerpb::{
 
 use crate::cluster::RaftCluster;
 use crate::config::ScheduleConfig;
-use crate::core::{is_epoch_stale, RegionInfo};
+use crate::core::{is_epoch_stale, RegionInfo, StoreInfo};
 use crate::error::{Epoch, Error, Result};
+use crate::meta::{MetaStore, SavedMeta};
 use crate::operator::{
     create_add_peer_operator, create_remove_peer_operator, create_transfer_leader_operator, OpKind,
     Operator, OperatorController, OperatorRecord,
@@ -47,6 +49,8 @@ pub struct SchedulerService {
     coordinator: Mutex<Coordinator>,
     /// Steps of operators started outside a heartbeat, for the leader's store.
     outbox: Mutex<Vec<(u64, RegionHeartbeatResponse)>>,
+    /// Where what must survive a restart is saved, if anywhere.
+    meta: Option<Arc<dyn MetaStore>>,
 }
 
 impl SchedulerService {
@@ -71,6 +75,29 @@ impl SchedulerService {
                 next_patrol: Duration::ZERO,
             }),
             outbox: Mutex::new(Vec::new()),
+            meta: None,
+        }
+    }
+
+    /// This service, restarted from what it `saved` earlier, and saving to `meta` from now
+    /// on (see [`crate::meta`]): bootstrapped or not as before, every store known again,
+    /// ids continuing above any it may have handed out. Regions come back with their
+    /// heartbeats.
+    pub fn with_meta(mut self, saved: SavedMeta, meta: Arc<dyn MetaStore>) -> SchedulerService {
+        *self.bootstrapped.get_mut() = saved.bootstrapped;
+        for store in saved.stores {
+            self.cluster.put_store_info(StoreInfo::new(store));
+        }
+        self.cluster.keep_ids_in(meta.clone(), saved.id_limit);
+        self.meta = Some(meta);
+        self
+    }
+
+    /// Runs `save` on the meta store, if there is one.
+    fn save(&self, save: impl FnOnce(&dyn MetaStore) -> std::io::Result<()>) -> Result<()> {
+        match &self.meta {
+            Some(meta) => save(meta.as_ref()).map_err(|e| Error::Meta(format!("{meta:?}: {e}"))),
+            None => Ok(()),
         }
     }
 
@@ -84,9 +111,13 @@ impl SchedulerService {
         if self.bootstrapped.load(Ordering::SeqCst) {
             return Err(Error::AlreadyBootstrapped);
         }
-        self.cluster.put_store(store)?;
+        self.put_store(store)?;
         if self.bootstrapped.swap(true, Ordering::SeqCst) {
             return Err(Error::AlreadyBootstrapped);
+        }
+        if let Err(e) = self.save(|m| m.save_bootstrapped()) {
+            self.bootstrapped.store(false, Ordering::SeqCst);
+            return Err(e);
         }
         Ok(())
     }
@@ -98,7 +129,12 @@ impl SchedulerService {
 
     /// Registers a store or updates its description.
     pub fn put_store(&self, store: Store) -> Result<()> {
-        self.cluster.put_store(store)
+        let id = store.id;
+        self.cluster.put_store(store)?;
+        match self.cluster.get_store(id) {
+            Some(saved) => self.save(|m| m.save_store(&saved.meta)),
+            None => Ok(()),
+        }
     }
 
     /// The description of a store.

@@ -34,6 +34,7 @@ mod error;
 pub mod grpc;
 pub mod raft_storage;
 pub mod raw_api;
+pub mod scheduler_meta;
 mod standalone_storage;
 pub mod storage;
 

@@ -123,6 +123,7 @@ struct Cluster {
     proxies: BTreeMap<u64, Proxy>,
     servers: BTreeMap<u64, Proc>,
     _sched: Option<Proc>,
+    sched_args: Vec<String>,
 }
 
 impl Cluster {
@@ -141,19 +142,33 @@ impl Cluster {
             addrs,
             servers: BTreeMap::new(),
             _sched: None,
+            sched_args: Vec::new(),
             dir,
         };
         for id in 1..=3 {
             c.start_server(id);
         }
-        let mut args = vec!["--addr", &c.scheduler];
-        args.extend_from_slice(scheduler_args);
-        c._sched = Some(spawn(
+        c.sched_args = scheduler_args.iter().map(|a| a.to_string()).collect();
+        c.start_scheduler();
+        c
+    }
+
+    /// Starts (or restarts) the scheduler, on its address and data directory.
+    fn start_scheduler(&mut self) {
+        let data = self.dir.path().join("scheduler");
+        let mut args = vec![
+            "--addr",
+            &self.scheduler,
+            "--data-dir",
+            data.to_str().expect("a UTF-8 path"),
+        ];
+        args.extend(self.sched_args.iter().map(String::as_str));
+        self._sched = None; // a restart: the old process is gone first
+        self._sched = Some(spawn(
             env!("CARGO_BIN_EXE_tinykv-scheduler"),
             &args,
-            &c.dir.path().join("scheduler.log"),
+            &self.dir.path().join("scheduler.log"),
         ));
-        c
     }
 
     fn start_server(&mut self, id: u64) {
@@ -424,7 +439,7 @@ fn servers_survive_sigkill_of_the_leader_and_a_follower_and_stay_linearizable() 
 /// the scheduler does not know, a key that already starts a region, no scheduler.
 #[test]
 fn ctl_grows_moves_shrinks_and_splits_a_region() {
-    let c = Cluster::start(&["--no-balance", "--no-replica-checker"]);
+    let mut c = Cluster::start(&["--no-balance", "--no-replica-checker"]);
     let admin = client(&c.scheduler);
     wait_until(&c, "a first write", || {
         admin.put("default", b"a", b"1").is_ok()
@@ -477,6 +492,29 @@ fn ctl_grows_moves_shrinks_and_splits_a_region() {
     assert!(right.contains(r#"["m", "")"#), "{right}");
     c.ctl_err(&["split", "m"], "starts already");
     assert_eq!(c.ctl_ok(&["scan"]), "a\t1\nz\t26\n");
+
+    // A restarted scheduler still knows the cluster (its stores, that it is bootstrapped,
+    // how far its ids got) and relearns the regions from heartbeats: the next split gets
+    // ids it never handed out before.
+    let (left, right) = admin.split(b"t").expect("a split before the restart");
+    let before: Vec<u64> = [&left, &right]
+        .iter()
+        .flat_map(|r| std::iter::once(r.id).chain(r.get_peers().iter().map(|p| p.id)))
+        .collect();
+    c.start_scheduler();
+    let admin = client(&c.scheduler);
+    wait_until(
+        &c,
+        "the regions again after the scheduler's restart",
+        || admin.region(b"z").ok().flatten().is_some(),
+    );
+    assert_eq!(c.ctl_ok(&["get", "z"]), "26\n");
+    let (_, newest) = admin.split(b"x").expect("a split after the restart");
+    let max_before = before.iter().max().copied().unwrap_or_default();
+    assert!(
+        newest.id > max_before && newest.get_peers().iter().all(|p| p.id > max_before),
+        "ids repeat after a restart: {newest:?} vs {before:?}"
+    );
 
     let dead = free_addr();
     let (code, _, err) = ctl_at(&dead, &["get", "a"]);

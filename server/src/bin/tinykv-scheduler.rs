@@ -1,5 +1,6 @@
 //! `tinykv-scheduler`: the placement driver of a tinykv-rs cluster, served over gRPC.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +9,12 @@ use clap::Parser;
 use scheduler::{ScheduleConfig, SchedulerService};
 use server::cli;
 use server::grpc::{GrpcServer, SchedulerGrpc, StopSource};
+use server::scheduler_meta::FileMeta;
 
 /// The placement driver of a tinykv-rs cluster: it allocates ids, knows every store and
 /// region from their heartbeats, and moves replicas (the replica checker and balance-region).
-/// Its state lives in memory. Log levels come from RUST_LOG (default `info`).
+/// What it must remember across a restart lives in --data-dir. Log levels come from
+/// RUST_LOG (default `info`).
 #[derive(Debug, Parser)]
 #[command(name = "tinykv-scheduler", version)]
 struct Args {
@@ -27,6 +30,10 @@ struct Args {
     /// Do not move replicas between stores to balance them (the replica checker still runs).
     #[arg(long)]
     no_balance: bool,
+    /// Where the scheduler keeps what it must not forget across a restart (the bootstrap,
+    /// the stores, how far its ids got); regions come back with the stores' heartbeats.
+    #[arg(long, default_value = "/tmp/tinykv/scheduler")]
+    data_dir: PathBuf,
     /// Do not add missing replicas or remove extra ones: regions keep the peers they have
     /// until an administrator changes them (tinykv-ctl add-peer / remove-peer).
     #[arg(long)]
@@ -49,7 +56,19 @@ fn run(args: &Args) -> Result<(), String> {
         ..ScheduleConfig::default()
     };
     // Ids below 1000 are left to the stores' --store-id flags.
-    let svc = Arc::new(SchedulerService::new(args.cluster_id, 1000, opts, seed()));
+    let (meta, saved) =
+        FileMeta::open(&args.data_dir, args.cluster_id).map_err(|e| e.to_string())?;
+    if saved.bootstrapped {
+        tracing::info!(
+            "cluster {} restarts from {} with {} stores",
+            args.cluster_id,
+            args.data_dir.display(),
+            saved.stores.len()
+        );
+    }
+    let svc = Arc::new(
+        SchedulerService::new(args.cluster_id, 1000, opts, seed()).with_meta(saved, Arc::new(meta)),
+    );
     let stop = StopSource::new();
     let grpc = SchedulerGrpc::new(svc, stop.token());
     let _enter = rt.enter();
