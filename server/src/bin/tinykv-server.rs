@@ -25,7 +25,8 @@ struct Args {
     /// ids above). A restart must use the same id over the same --path.
     #[arg(long)]
     store_id: u64,
-    /// Address to serve the TinyKv gRPC service on (other stores and clients dial it).
+    /// Address to serve the TinyKv gRPC service on (other stores and clients dial it, unless
+    /// --advertise-addr says otherwise).
     #[arg(long, default_value = "127.0.0.1:20160")]
     addr: String,
     /// The address other stores and clients are told to dial (default: --addr), when they
