@@ -47,10 +47,16 @@ pub enum MetaError {
 }
 
 /// A scheduler's saved state in a file (see the module docs).
-#[derive(Debug)]
 pub struct FileMeta {
     dir: PathBuf,
     state: Mutex<SchedulerMeta>,
+}
+
+impl std::fmt::Debug for FileMeta {
+    /// The file's path: what an error about it must name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.dir.join(FILE).display())
+    }
 }
 
 impl FileMeta {
