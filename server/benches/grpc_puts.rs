@@ -2,7 +2,9 @@
 //! [`node::LocalCluster`] on real disks, the leader's store served by `TinyKvService` over
 //! `RaftStorage`, clients calling `RawPut` with the region's context. Beside it, in the same
 //! run, the same puts handed to the leader's store directly (no gRPC), so the ratio is the
-//! cost of the RPC layer.
+//! cost of the RPC layer; and raw puts through `ClusterClient` to a cluster of real
+//! processes (`tinykv-scheduler` and three `tinykv-server`s, raft between them over gRPC
+//! too), the whole deployed path.
 //!
 //! `cargo bench -p server --bench grpc_puts` (add `-- --secs 5` for longer runs).
 
@@ -13,6 +15,10 @@ fn main() {
 }
 
 // lab:needs 2aa..3c
+#[path = "../tests/support/procs.rs"]
+#[allow(dead_code)]
+mod procs;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -109,6 +115,37 @@ fn run() {
         );
     }
     rt.block_on(server.stop()).expect("stop");
+    drop(cluster);
+
+    // The deployed path: real processes, raft over gRPC between them, a routing client.
+    let procs = procs::Cluster::start(&["--no-balance"], false);
+    let admin = procs::client(&procs.scheduler);
+    procs::wait_until(&procs, "the region on three stores", || {
+        admin.put("default", b"warm", b"up").is_ok()
+            && admin
+                .region(b"k")
+                .ok()
+                .flatten()
+                .is_some_and(|(r, _)| r.get_peers().len() == 3)
+    });
+    println!("\nthrough tinykv-server processes (ClusterClient, 3 stores, raft over gRPC)");
+    println!("{:>8} {:>16} {:>20}", "clients", "puts/s", "p50/p99 (put)");
+    for clients in [1usize, 16] {
+        let (rate, p50, p99) = measure(clients, run, |t| {
+            let kv = procs::client(&procs.scheduler);
+            move |i: u64| {
+                kv.put("default", format!("p{t}-{i}").as_bytes(), &[7; VALUE])
+                    .is_ok()
+            }
+        });
+        println!(
+            "{:>8} {:>16.0} {:>9.2} / {:>6.2} ms",
+            clients,
+            rate,
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
+    }
 }
 
 /// `clients` threads each running `make(t)`'s put in a loop for `run`: puts/s, p50, p99.
