@@ -1,11 +1,12 @@
 //! [`ClusterClient`]: raw KV calls to a whole cluster, routed as a real client routes them.
 //!
-//! The client asks the scheduler for the key's region and leader, fills the request's
-//! context (region, epoch, peer) and sends it to the leader's store. A region error says
-//! what changed: `NotLeader` with a hint is retried at the hinted peer; any other (a stale
-//! epoch, a key outside the region, a missing region, a timeout) after a short pause with the
-//! region looked up again. A store that does not answer is skipped for the region's next
-//! peer. A scan continues region after region until it has its pairs.
+//! The client finds the key's region and leader (in its [`RegionCache`], else at the
+//! scheduler), fills the request's context (region, epoch, peer) and sends it to the
+//! leader's store. A region error says what changed: `NotLeader` with a hint is retried at
+//! the hinted peer; any other (a stale epoch, a key outside the region, a missing region, a
+//! timeout) after a short pause with the region looked up again at the scheduler. A store
+//! that does not answer is skipped for the region's next peer. A scan continues region after
+//! region until it has its pairs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio::runtime::Runtime;
 use super::conn::ClientConfig;
 use super::error::{GrpcError, Result};
 use super::kv_client::TinyKvClient;
+use super::region_cache::RegionCache;
 use super::scheduler_client::{RegionAndLeader, SchedulerConn};
 
 /// How long a client waits before it looks a region up again.
@@ -32,6 +34,7 @@ pub struct ClusterClient {
     conn: SchedulerConn,
     cfg: ClientConfig,
     stores: Mutex<BTreeMap<String, Arc<TinyKvClient>>>,
+    cache: Mutex<RegionCache>,
     /// The patience of one call, retries included.
     pub timeout: Duration,
 }
@@ -60,6 +63,7 @@ impl ClusterClient {
             timeout: cfg.request_timeout,
             cfg,
             stores: Mutex::new(BTreeMap::new()),
+            cache: Mutex::new(RegionCache::default()),
         })
     }
 
@@ -81,6 +85,33 @@ impl ClusterClient {
     /// Every store the scheduler knows (tombstones excluded).
     pub fn stores(&self) -> Result<Vec<metapb::Store>> {
         self.rt.block_on(self.conn.get_all_stores(true))
+    }
+
+    /// The region of `key` and its leader: from the cache, else from the scheduler (and
+    /// then cached).
+    fn locate(&self, key: &[u8]) -> Result<Option<RegionAndLeader>> {
+        if let Some(found) = self.cache.lock().region(key) {
+            return Ok(Some(found));
+        }
+        let found = self.region(key)?;
+        if let Some((region, leader)) = &found {
+            self.cache.lock().insert(region.clone(), leader.clone());
+        }
+        Ok(found)
+    }
+
+    /// The client of store `store_id`, its address from the cache or the scheduler.
+    fn store_client(&self, store_id: u64) -> Result<Arc<TinyKvClient>> {
+        let cached = self.cache.lock().store(store_id);
+        let addr = match cached {
+            Some(addr) => addr,
+            None => {
+                let addr = self.store(store_id)?.address;
+                self.cache.lock().insert_store(store_id, addr.clone());
+                addr
+            }
+        };
+        self.kv(&addr)
     }
 
     fn kv(&self, addr: &str) -> Result<Arc<TinyKvClient>> {
@@ -108,7 +139,7 @@ impl ClusterClient {
         let mut turn = 0usize;
         let mut last: Option<GrpcError> = None;
         while Instant::now() < deadline {
-            let Some((region, leader)) = self.region(key)? else {
+            let Some((region, leader)) = self.locate(key)? else {
                 std::thread::sleep(PAUSE);
                 continue;
             };
@@ -120,23 +151,34 @@ impl ClusterClient {
             let peer = hint
                 .take()
                 .filter(|h| peers.contains(h))
-                .or_else(|| leader.filter(|_| turn == 0))
+                .or_else(|| leader.clone().filter(|_| turn == 0))
                 .unwrap_or_else(|| peers[turn % peers.len()].clone());
             turn += 1;
             let mut ctx = Context::new();
             ctx.region_id = region.id;
             ctx.set_region_epoch(region.get_region_epoch().clone());
             ctx.set_peer(peer.clone());
-            let answer = self
-                .store(peer.store_id)
-                .and_then(|store| self.kv(&store.address))
-                .and_then(|kv| op(&kv, ctx));
+            let answer = self.store_client(peer.store_id).and_then(|kv| op(&kv, ctx));
             match answer {
-                Ok((None, t)) => return Ok((t, region)),
+                Ok((None, t)) => {
+                    if leader.as_ref() != Some(&peer) {
+                        self.cache.lock().set_leader(region.id, Some(peer));
+                    }
+                    return Ok((t, region));
+                }
                 Ok((Some(err), _)) => {
                     if err.has_not_leader() && err.get_not_leader().has_leader() {
-                        hint = Some(err.get_not_leader().get_leader().clone());
+                        let new = err.get_not_leader().get_leader().clone();
+                        let mut cache = self.cache.lock();
+                        if peers.contains(&new) {
+                            cache.set_leader(region.id, Some(new.clone()));
+                        } else {
+                            // A leader the cached region does not list: the peers changed.
+                            cache.forget_region(region.id);
+                        }
+                        hint = Some(new);
                     } else {
+                        self.cache.lock().forget_region(region.id);
                         turn = 0;
                         std::thread::sleep(PAUSE);
                     }
@@ -149,7 +191,12 @@ impl ClusterClient {
                 // The store answered and refused the request itself: asking again is no use.
                 Err(e) if is_final(&e) => return Err(e),
                 Err(e) => {
-                    // A store that is down or unreachable: the next peer.
+                    // A store that is down or unreachable (or moved): the next peer, of the
+                    // region as the scheduler knows it now.
+                    let mut cache = self.cache.lock();
+                    cache.forget_store(peer.store_id);
+                    cache.forget_region(region.id);
+                    drop(cache);
                     tracing::debug!("store {}: {e}", peer.store_id);
                     last = Some(e);
                     std::thread::sleep(PAUSE);

@@ -20,6 +20,7 @@ mod conn;
 mod error;
 pub mod kv_client;
 pub mod kv_service;
+pub mod region_cache;
 pub mod scheduler_client;
 pub mod scheduler_service;
 mod serve;
