@@ -24,9 +24,31 @@ impl Drop for Proc {
     }
 }
 
+/// A loopback address for a child to listen on, free when chosen. The port comes from below
+/// Linux's ephemeral range (32768 and up), not from the kernel's port 0: a port the kernel
+/// hands out is one it also picks for outbound connections, and one of those (a client's,
+/// a store's) may take it before the child binds it, or while a restarted child is down.
 pub fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
-    l.local_addr().expect("its address").to_string()
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // Ports handed out by this process, which its children may not have bound yet.
+    static TAKEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+        ^ u64::from(std::process::id()) << 32;
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        // A multiplicative hash spreads concurrent test binaries over the range.
+        let mixed = (seed ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+        let port = 20_000 + (mixed % 12_000) as u16;
+        let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !taken.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            taken.insert(port);
+            return format!("127.0.0.1:{port}");
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 pub fn spawn(bin: &str, args: &[&str], log: &Path) -> Proc {
