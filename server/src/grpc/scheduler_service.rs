@@ -266,16 +266,7 @@ fn operator_peer(
         .find(|p| p.store_id == store_id)
         .cloned();
     match (kind, existing) {
-        (OperatorKind::AddPeer, None) => {
-            if svc.get_store(store_id).is_none() {
-                return Err(scheduler::Error::StoreNotFound(store_id));
-            }
-            Ok(metapb::Peer {
-                id: svc.cluster().alloc_id(),
-                store_id,
-                ..Default::default()
-            })
-        }
+        (OperatorKind::AddPeer, None) => svc.cluster().alloc_peer(store_id),
         (OperatorKind::AddPeer, Some(p)) => Err(scheduler::Error::Operator(format!(
             "region {region_id} already has peer {} on store {store_id}",
             p.id
