@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use engine::{keys, Cf};
-use harness::cluster::admin::new_peer;
+use harness::cluster::admin::{new_admin_request, new_peer};
 use harness::cluster::client::{new_get_cf_cmd, new_put_cf_cmd, new_request};
 use harness::cluster::generic::{generic_test, GenericParams};
 use harness::cluster::{Cluster, ClusterConfig};
@@ -24,7 +24,7 @@ use harness::seeds::run_seeded;
 use harness::sim::net::Filter;
 use proto::eraftpb::{ConfChange, ConfChangeType, Entry, EntryType, Message, MessageType};
 use proto::metapb;
-use proto::raft_cmdpb::{RaftCmdRequest, Request};
+use proto::raft_cmdpb::{AdminCmdType, AdminRequest, RaftCmdRequest, Request};
 use proto::raft_serverpb::{PeerState, RaftMessage};
 use protobuf::Message as _;
 use raftstore::CmdResponse;
@@ -743,6 +743,80 @@ fn split_conf_change_partitions_3b() {
             },
         )
     });
+}
+
+/// Beyond the original, which never checks it: a write proposed before a split and applied
+/// after it must not be applied when the split moved its key away. The leader gets a `Split`
+/// at k2 and, right behind it, a put of k3 with the epoch both were proposed under, so the
+/// put passes the checks at proposal and sits in the log after the split. By the time it is
+/// applied, k3 belongs to the new region, which may already serve newer writes of k3 through
+/// its own log: a store that checks the epoch and the key only at proposal writes the stale
+/// value into the other region's range. The put must come back refused (`EpochNotMatch`, as
+/// the reference answers, or `KeyNotInRegion`) and k3 keep its value.
+#[test]
+fn write_proposed_before_a_split_is_refused_when_applied_after_it_3b() {
+    run_seeded(
+        "write_proposed_before_a_split_is_refused_when_applied_after_it_3b",
+        |seed| {
+            let mut c = cluster(
+                "write_proposed_before_a_split_is_refused_when_applied_after_it_3b",
+                seed,
+            );
+            c.must_put(b"k1", b"v1");
+            c.must_put(b"k3", b"v3");
+            let region = c.get_region(b"k1");
+            let leader = leader_or_fail(&mut c, region.id);
+            let mut split = AdminRequest::new();
+            split.set_cmd_type(AdminCmdType::Split);
+            split.mut_split().split_key = b"k2".to_vec();
+            split.mut_split().new_region_id = c.alloc_peer(leader.store_id).id;
+            for _ in region.get_peers() {
+                let id = c.alloc_peer(leader.store_id).id;
+                split.mut_split().new_peer_ids.push(id);
+            }
+            let epoch = region.get_region_epoch().clone();
+            let mut split = new_admin_request(region.id, epoch.clone(), split);
+            split.mut_header().set_peer(leader.clone());
+            let mut put = new_request(
+                region.id,
+                epoch,
+                vec![new_put_cf_cmd("default", b"k3", b"stale")],
+            );
+            put.mut_header().set_peer(leader);
+            // Both reach the leader at the same virtual instant, the split first.
+            let split_answer = c.send_command(split);
+            let put_answer = c.send_command(put);
+            for _ in 0..50 {
+                if split_answer.is_answered() && put_answer.is_answered() {
+                    break;
+                }
+                c.run_for(Duration::from_millis(100));
+            }
+            let (Some(split_resp), Some(put_resp)) = (split_answer.take(), put_answer.take())
+            else {
+                c.fail(
+                    "the split and the put sent right behind it were not both answered within 5 s",
+                )
+            };
+            if split_resp.resp.get_header().has_error() {
+                c.fail(&format!(
+                    "the split at k2 was refused, so the test proves nothing: {:?}",
+                    split_resp.resp.get_header().get_error()
+                ));
+            }
+            let err = put_resp.resp.get_header().get_error();
+            if !err.has_epoch_not_match() && !err.has_key_not_in_region() {
+                c.fail(&format!(
+                    "a put of k3 proposed before the split at k2 and applied after it must be \
+                     refused (EpochNotMatch or KeyNotInRegion): k3 now belongs to the new region; \
+                     got {:?}",
+                    put_resp.resp
+                ));
+            }
+            c.must_get(b"k3", b"v3");
+            c.must_get(b"k1", b"v1");
+        },
+    );
 }
 
 /// Beyond the original: after a split, a command carrying the region's epoch from before the

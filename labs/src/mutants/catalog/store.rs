@@ -439,6 +439,15 @@ pub const ENTRIES: &[Mutant] = &[
         replace: "",
     },
     Mutant {
+        id: "3b-checked-only-at-propose",
+        stage: "3b",
+        bug: "a command's epoch and keys are checked when it is proposed, not again when applied: a write proposed before a split lands in the new region's range",
+        file: "raftstore/src/peer_msg_handler.rs",
+        after: "fn apply_command(",
+        find: "        self.check_epoch_with_sibling(req)?;\n        check_requests(req, self.peer.region())?;\n",
+        replace: "",
+    },
+    Mutant {
         id: "3b-region-state-not-persisted",
         stage: "3b",
         bug: "an applied ChangePeer updates the region in memory but never writes the region state",
