@@ -143,8 +143,9 @@ enum Cmd {
     Handout(labs::handout::HandoutArgs),
     /// Check the course guide (docs/src: every link, include, cited test, named item and file
     /// exists in a student's tree, Rust is included from real files and never from a lab
-    /// region), then build it with `mdbook build docs` when mdbook is
-    /// installed.
+    /// region, translations keep the original's sections, every stage chapter links its
+    /// students' files, every FAQ answer links code and a test), then build it with
+    /// `mdbook build docs` when mdbook is installed.
     Doc {
         /// Open the built book in a browser.
         #[arg(long)]
@@ -221,7 +222,8 @@ fn doc(root: &std::path::Path, open: bool) -> ExitCode {
     match labs::book::check(root) {
         Ok(problems) if problems.is_empty() => {
             println!(
-                "labs doc: every link, include, test, item and file that docs/src names exists"
+                "labs doc: the book is sound (every link, include, test, item and file it \
+                 names exists; chapters, FAQ and translations complete)"
             );
         }
         Ok(problems) => {

@@ -19,19 +19,26 @@
 //!   real file (which the workspace compiles and tests), so it cannot stop compiling unseen;
 //! - translations (`docs/src/zh/faq.md` of `docs/src/faq.md`) out of step with their
 //!   original: another number of sections, or a section whose code spans or link targets
-//!   differ from the original's.
+//!   differ from the original's;
+//! - a stage's chapter (`docs/src/stage-<chapter>.md`, [`Stage::chapter`]) that is missing or
+//!   does not link every file holding a `lab:` region of the stage, so a region that moves to
+//!   a new file cannot leave students without a pointer to it;
+//! - an FAQ answer (a `## ` section of `docs/src/faq.md`) without a link to the code that
+//!   makes the choice or without a cited test that shows it.
 //!
 //! `labs doc` runs the check and then `mdbook build docs`; a unit test runs it on this tree.
 
 pub mod names;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::handout::markers;
-use crate::stages::Stage;
+use crate::handout::tree::Plan;
+use crate::stages::{Selection, Stage};
 use names::Names;
 
 /// Where the book's sources are, relative to the workspace root.
@@ -81,7 +88,120 @@ pub fn check(root: &Path) -> io::Result<Vec<Problem>> {
         page.check(&text);
     }
     check_translations(root, &mut problems)?;
+    check_chapters(root, &mut problems)?;
+    check_faq(root, &names, &mut problems)?;
     Ok(problems)
+}
+
+/// Every stage with `lab:` regions has a chapter, and the chapter links each file that holds
+/// one of them.
+fn check_chapters(root: &Path, problems: &mut Vec<Problem>) -> io::Result<()> {
+    let plan = match Plan::new(root, &Selection::all()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            problems.push(Problem {
+                file: PathBuf::from(BOOK_SRC),
+                line: 1,
+                what: format!("the tree's lab: regions cannot be read, so the chapters cannot be checked: {e}"),
+            });
+            return Ok(());
+        }
+    };
+    // Stage -> file -> the first line of a region of the stage in it.
+    let mut regions: BTreeMap<Stage, BTreeMap<String, usize>> = BTreeMap::new();
+    for found in &plan.regions {
+        if let Some(stage) = found.region.stage() {
+            regions
+                .entry(stage)
+                .or_default()
+                .entry(normalize(&found.file))
+                .or_insert(found.region.begin);
+        }
+    }
+    for (stage, files) in regions {
+        let rel = Path::new(BOOK_SRC).join(format!("stage-{}.md", stage.chapter()));
+        let Ok(text) = fs::read_to_string(root.join(&rel)) else {
+            let files: Vec<&str> = files.keys().map(String::as_str).collect();
+            problems.push(Problem {
+                file: rel,
+                line: 1,
+                what: format!(
+                    "no chapter for stage {stage}, whose lab: regions are in {}",
+                    files.join(", ")
+                ),
+            });
+            continue;
+        };
+        let dir = rel.parent().unwrap_or(Path::new(""));
+        let linked: BTreeSet<String> = text
+            .lines()
+            .flat_map(links)
+            .filter(|t| !t.contains("://"))
+            .map(|t| normalize(&dir.join(t.split('#').next().unwrap_or(""))))
+            .collect();
+        for (file, line) in files.iter().filter(|(f, _)| !linked.contains(*f)) {
+            problems.push(Problem {
+                file: rel.clone(),
+                line: 1,
+                what: format!(
+                    "does not link {file}, which holds a lab: region of stage {stage} (line \
+                     {line}): link every file the stage's students write in"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every answer of the FAQ links the code that makes its choice and cites a test that shows
+/// it. (Translations follow through [`check_translations`]: their sections hold the same.)
+fn check_faq(root: &Path, names: &Names, problems: &mut Vec<Problem>) -> io::Result<()> {
+    let rel = Path::new(BOOK_SRC).join("faq.md");
+    let Ok(text) = fs::read_to_string(root.join(&rel)) else {
+        return Ok(());
+    };
+    let dir = rel.parent().unwrap_or(Path::new(""));
+    // (line, question, links code, cites a test) of each section.
+    let mut answers: Vec<(usize, &str, bool, bool)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if let Some(question) = line.strip_prefix("## ") {
+            answers.push((i + 1, question.trim(), false, false));
+            continue;
+        }
+        let Some((_, _, code, test)) = answers.last_mut() else {
+            continue;
+        };
+        for target in links(line) {
+            let path = target.split('#').next().unwrap_or("");
+            let path = normalize(&dir.join(path));
+            if !target.contains("://") && !path.ends_with(".md") && !path.starts_with(SUITES) {
+                *code = true;
+            }
+        }
+        for span in code_spans(line) {
+            // `leader_election_2aa`, or `store_3b::name` qualified by its suite file.
+            let path = span.trim().trim_end_matches("()");
+            let segments: Vec<&str> = path.split("::").collect();
+            let qualified = segments.len() > 1 && names.suite(segments[0]).is_some();
+            if qualified || segments.last().is_some_and(|s| is_test_name(s)) {
+                *test = true;
+            }
+        }
+    }
+    for (line, question, code, test) in answers {
+        let missing = match (code, test) {
+            (true, true) => continue,
+            (false, true) => "a link to the code that makes the choice",
+            (true, false) => "a cited test that shows it",
+            (false, false) => "a link to the code that makes the choice and a cited test",
+        };
+        problems.push(Problem {
+            file: rel.clone(),
+            line,
+            what: format!("the answer to \"{question}\" lacks {missing}"),
+        });
+    }
+    Ok(())
 }
 
 /// Where a page's translations live: `docs/src/<lang>/<page>` mirrors `docs/src/<page>`.
@@ -148,7 +268,7 @@ fn check_translations(root: &Path, problems: &mut Vec<Problem>) -> io::Result<()
 /// paths from the workspace, so pages at different depths compare) it holds.
 struct Section {
     line: usize,
-    refs: std::collections::BTreeSet<String>,
+    refs: BTreeSet<String>,
 }
 
 fn sections(text: &str, dir: Option<&Path>) -> Vec<Section> {
@@ -494,6 +614,11 @@ mod tests {
             "docs/src/SUMMARY.md",
             "- [Page](page.md)\n- [Draft]()\n",
         );
+        write(
+            root.path(),
+            "docs/src/stage-2a.md",
+            "# 2a\nYou write [`raft.rs`](../../raft/src/raft.rs#L5).\n",
+        );
         write(root.path(), "docs/src/page.md", page);
         check(root.path())
             .unwrap()
@@ -576,12 +701,14 @@ mod tests {
         write(
             root,
             "docs/src/faq.md",
-            "# FAQ\n## One\n`tick` [r](../../raft/src/raft.rs)\n## Two\n`leader_election_2aa`\n",
+            "# FAQ\n## One\n`tick` [r](../../raft/src/raft.rs) `leader_election_2aa`\n\
+             ## Two\n`leader_election_2aa` [r](../../raft/src/raft.rs)\n",
         );
         write(
             root,
             "docs/src/zh/faq.md",
-            "# 问题\n## 一\n`tick` [r](../../../raft/src/raft.rs)\n## 二\n`tick`\n",
+            "# 问题\n## 一\n`tick` [r](../../../raft/src/raft.rs) `leader_election_2aa`\n\
+             ## 二\n`tick` [r](../../../raft/src/raft.rs)\n",
         );
         write(root, "docs/src/zh/gone.md", "# 无\n");
         let found: Vec<String> = check(root).unwrap().iter().map(|p| p.to_string()).collect();
@@ -599,7 +726,7 @@ mod tests {
         write(
             root,
             "docs/src/zh/faq.md",
-            "# 问题\n## 一\n`tick` [r](../../../raft/src/raft.rs)\n",
+            "# 问题\n## 一\n`tick` [r](../../../raft/src/raft.rs) `leader_election_2aa`\n",
         );
         let found: Vec<String> = check(root).unwrap().iter().map(|p| p.to_string()).collect();
         assert!(
@@ -607,6 +734,78 @@ mod tests {
                 .iter()
                 .any(|f| f.contains("zh/faq.md:1: 1 sections, but docs/src/faq.md has 2")),
             "{found:?}"
+        );
+    }
+
+    /// A stage's chapter must exist and link every file its students write in.
+    #[test]
+    fn chapters_link_every_file_with_a_region_of_their_stage() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let region = |stage: &str| {
+            format!("fn f() {{\n    // lab:begin {stage}\n    // lab:stub todo!()\n    // lab:end {stage}\n}}\n")
+        };
+        write(root, "raft/src/raft.rs", &region("2aa"));
+        write(root, "raft/src/raft_log.rs", &region("2ab"));
+        write(root, "server/src/raw_api.rs", &region("1"));
+        write(
+            root,
+            "docs/src/stage-2a.md",
+            "# 2a\n[`raft.rs`](../../raft/src/raft.rs) and [the web](https://x.org/raft/src/raft_log.rs)\n",
+        );
+        let found: Vec<String> = check(root).unwrap().iter().map(|p| p.to_string()).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[0].starts_with("docs/src/stage-1.md:1: no chapter for stage 1")
+                && found[0].ends_with("server/src/raw_api.rs"),
+            "{}",
+            found[0]
+        );
+        assert!(
+            found[1].starts_with(
+                "docs/src/stage-2a.md:1: does not link raft/src/raft_log.rs, which holds a lab: \
+                 region of stage 2ab (line 2)"
+            ),
+            "{}",
+            found[1]
+        );
+    }
+
+    /// An FAQ answer links its code and cites its test; a link to a suite file is not code.
+    #[test]
+    fn faq_answers_need_code_and_a_test() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        write(root, "raft/src/raft.rs", "fn tick() {}\n");
+        write(
+            root,
+            "labs/tests/suite/raft_2aa.rs",
+            "fn leader_election_2aa() {}\n",
+        );
+        write(
+            root,
+            "labs/tests/suite/store_3b.rs",
+            "fn a_tombstone_keeps_it_dead() {}\n",
+        );
+        write(
+            root,
+            "docs/src/faq.md",
+            "# FAQ\nIntro [r](../../raft/src/raft.rs)\n\
+             ## Sound?\n[`tick`](../../raft/src/raft.rs) `raft_2aa::leader_election_2aa`\n\
+             ## Also sound?\n[`tick`](../../raft/src/raft.rs) `store_3b::a_tombstone_keeps_it_dead`\n\
+             ## No code?\n`leader_election_2aa` in [it](../../labs/tests/suite/raft_2aa.rs)\n\
+             ## Nothing?\nSee [the overview](overview.md) and `tick`.\n",
+        );
+        write(root, "docs/src/overview.md", "# Overview\n");
+        let found: Vec<String> = check(root).unwrap().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            found,
+            [
+                "docs/src/faq.md:7: the answer to \"No code?\" lacks a link to the code that \
+                 makes the choice",
+                "docs/src/faq.md:9: the answer to \"Nothing?\" lacks a link to the code that \
+                 makes the choice and a cited test",
+            ]
         );
     }
 
