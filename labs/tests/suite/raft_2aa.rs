@@ -356,6 +356,42 @@ fn follower_vote_2aa(#[case] vote: u64, #[case] candidate: u64, #[case] reject: 
     );
 }
 
+/// A node restarted from storage comes back at the term and with the vote its hard state
+/// holds, and keeps that vote: in that term it refuses every other candidate and grants the
+/// one it voted for again (its answer may have been lost). Catches a `Raft::new` that starts
+/// with no vote, or at term 0 and lets `become_follower` clear the vote on the way to the
+/// stored term: a node that crashed after voting could vote twice in one term, and two
+/// leaders could win it. (The original checks this only through its randomized restarts.)
+#[test]
+fn restarted_node_keeps_its_vote_2aa() {
+    let storage = MemStorage::new();
+    storage.wl().set_hard_state(HardState {
+        term: 2,
+        vote: 2,
+        ..Default::default()
+    });
+    let mut r = new_test_raft(1, vec![1, 2, 3], 10, 1, storage);
+    assert_eq!(
+        (r.state, r.term, r.vote),
+        (Follower, 2, 2),
+        "a node whose hard state is (term 2, vote 2) restarts as a follower of term 2 that voted for 2"
+    );
+    let _ = r.step(new_message(3, 1, MsgRequestVote, 2));
+    let mut refused = new_message(1, 3, MsgRequestVoteResponse, 2);
+    refused.reject = true;
+    assert_eq!(
+        r.read_messages(),
+        vec![refused],
+        "node 3 asks for a vote in term 2, in which the restarted node already voted for 2"
+    );
+    let _ = r.step(new_message(2, 1, MsgRequestVote, 2));
+    assert_eq!(
+        r.read_messages(),
+        vec![new_message(1, 2, MsgRequestVoteResponse, 2)],
+        "node 2 asks again for the vote it got in term 2"
+    );
+}
+
 /// A candidate that hears an append from a leader of the same or a higher term concedes.
 #[rstest]
 #[case::same_term(1)]
@@ -415,6 +451,38 @@ fn follower_election_timeout_randomized_2aa() {
 #[test]
 fn candidate_election_timeout_randomized_2aa() {
     election_timeout_randomized(Candidate);
+}
+
+/// The election timeout is drawn from the node's own generator, seeded from `Config::seed`
+/// and the node's id: two nodes built from one config draw the same timeouts, and another
+/// seed draws others. That is what lets `LABS_SEED` replay a failing run exactly. Catches a
+/// generator seeded from the clock or the OS, or one that ignores the config's seed. (Not in
+/// the original, whose runs cannot be replayed.)
+#[test]
+fn election_timeouts_follow_the_config_seed_2aa() {
+    let draws = |seed: u64| -> Vec<usize> {
+        let mut c = new_test_config(1, 10, 1);
+        c.peers = vec![1, 2, 3];
+        c.seed = seed;
+        let mut r = new_test_raft_with_config(&c, MemStorage::new());
+        (0..40)
+            .map(|_| {
+                let term = r.term + 1;
+                r.become_follower(term, 2);
+                r.randomized_election_timeout()
+            })
+            .collect()
+    };
+    assert_eq!(
+        draws(7),
+        draws(7),
+        "two nodes built from the same config (seed 7) must draw the same election timeouts"
+    );
+    assert_ne!(
+        draws(7),
+        draws(8),
+        "seeds 7 and 8 drew the same 40 election timeouts: the config's seed is ignored"
+    );
 }
 
 /// Five independent nodes rarely time out on the same tick (≤ 30 % of 1000 rounds): they
