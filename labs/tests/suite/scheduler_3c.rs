@@ -350,6 +350,23 @@ fn region_with_stale_conf_ver_3c() {
     }
 }
 
+/// The mirror of `region_with_stale_version_3c`, which the original lacks: after conf_ver + 1
+/// is cached, the original region with version + 1 (a newer version, an older conf_ver) is
+/// refused with `Error::StaleRegion`. Either half being older makes a heartbeat stale; catches
+/// an epoch compared as one number (version first, conf_ver only on a tie).
+#[test]
+fn region_with_newer_version_but_stale_conf_ver_3c() {
+    let (cluster, mut regions) = set_up_test_cluster();
+    for i in 0..regions.len() {
+        let origin = regions[i].clone();
+        regions[i] = inc_conf_ver(&origin);
+        accept(&cluster, &regions[i]);
+        check_regions(&cluster, &regions);
+        refuse(&cluster, &inc_version(&origin));
+        check_regions(&cluster, &regions);
+    }
+}
+
 /// `TestRegionAddPendingPeer3C`: a heartbeat marking one (seeded random) peer pending is
 /// accepted, cached with its pending peer, and counted. The original's final per-store
 /// pending-count check compares against an empty expectation and so checks nothing; here every
@@ -972,6 +989,41 @@ fn stale_overlapping_region_3c() {
     let merged = region(2, b"", b"", 3, [2, 3]);
     accept(&cluster, &merged);
     check_regions(&cluster, std::slice::from_ref(&merged));
+}
+
+/// The overlap rule counts conf_ver too: a heartbeat of a region not cached yet, whose range
+/// overlaps a cached region of another id with the same version but a larger conf_ver, is
+/// stale (spec: an overlapping region with a larger version or conf_ver) and changes nothing.
+/// Catches an overlap check that compares versions alone.
+#[test]
+fn stale_overlapping_conf_ver_3c() {
+    let cluster = RaftCluster::new(1, 100, ScheduleConfig::default());
+    for s in 1..=3 {
+        cluster.put_store(new_store(s)).expect("put store");
+    }
+    let region = |id, start: &[u8], end: &[u8], conf_ver, stores: [u64; 2]| {
+        let peers = vec![
+            new_peer(id * 10, stores[0]),
+            new_peer(id * 10 + 1, stores[1]),
+        ];
+        let leader = peers[0].clone();
+        let mut r = RegionInfo::new(new_region(id, start, end, conf_ver, 2, peers), Some(leader));
+        r.approximate_size = 7;
+        r
+    };
+    let left = region(2, b"", b"m", 3, [1, 2]);
+    let right = region(1, b"m", b"", 1, [1, 3]);
+    accept(&cluster, &left);
+    accept(&cluster, &right);
+    let expected = vec![left.clone(), right.clone()];
+    check_regions(&cluster, &expected);
+    // Region 7 at version 2, conf_ver 1, inside region 2's range (conf_ver 3).
+    refuse(&cluster, &region(7, b"a", b"c", 1, [2, 3]));
+    check_regions(&cluster, &expected);
+    // At region 2's conf_ver it is not stale, and replaces the range it overlaps.
+    let newer = region(7, b"", b"m", 3, [2, 3]);
+    accept(&cluster, &newer);
+    check_regions(&cluster, &[newer, right]);
 }
 
 /// A stale heartbeat for a cached id is refused even when its range does not overlap the

@@ -54,6 +54,29 @@ pub const ENTRIES: &[Mutant] = &[
             if region.epoch().version < other.epoch().version {",
     },
     Mutant {
+        id: "3c-epoch-compared-as-one-number",
+        stage: "3c",
+        bug: "epochs are compared as (version, conf_ver) in order, so a newer version hides an older conf_ver",
+        file: CLUSTER,
+        after: HEARTBEAT,
+        find: STALE_CHECKS,
+        replace: "            if (region.epoch().version, region.epoch().conf_ver) < (origin.epoch().version, origin.epoch().conf_ver) {
+                return Err(stale(origin));
+            }
+        }
+        for other in core.regions.overlaps(region.start_key(), region.end_key()) {
+            if (region.epoch().version, region.epoch().conf_ver) < (other.epoch().version, other.epoch().conf_ver) {",
+    },
+    Mutant {
+        id: "3c-overlap-version-only",
+        stage: "3c",
+        bug: "a region the heartbeat overlaps counts as newer only by its version, not its conf_ver",
+        file: CLUSTER,
+        after: HEARTBEAT,
+        find: "            if is_epoch_stale(region.epoch(), other.epoch()) {",
+        replace: "            if region.epoch().version < other.epoch().version {",
+    },
+    Mutant {
         id: "3c-equal-epoch-refused",
         stage: "3c",
         bug: "a heartbeat whose epoch equals the cached one is refused as stale (<= where < belongs)",
