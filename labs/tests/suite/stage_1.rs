@@ -231,11 +231,19 @@ fn unknown_cf_is_an_error_for_every_call_1() {
         assert!(f.raw_delete(cf, &[1]).is_err(), "delete with cf {cf:?}");
         assert!(f.raw_scan(cf, &[1], 10).is_err(), "scan with cf {cf:?}");
     }
-    let err = f.raw_get("nope", &[1]).unwrap_err().to_string();
-    assert!(
-        err.contains("nope"),
-        "the error names the bad column family: {err}"
-    );
+    let errors = [
+        ("get", f.raw_get("nope", &[1]).map(drop)),
+        ("put", f.raw_put("nope", &[1], &[2]).map(drop)),
+        ("delete", f.raw_delete("nope", &[1]).map(drop)),
+        ("scan", f.raw_scan("nope", &[1], 10).map(drop)),
+    ];
+    for (call, result) in errors {
+        let err = result.map_or_else(|e| e.to_string(), |()| String::new());
+        assert!(
+            err.contains("nope"),
+            "the error of a {call} names the bad column family \"nope\": {err:?}"
+        );
+    }
     assert_eq!(
         f.get(Cf::Default, &[1]),
         Some(vec![1]),
