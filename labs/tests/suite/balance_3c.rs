@@ -368,6 +368,26 @@ fn down_store_is_never_a_source_3c() {
     assert_eq!(op.region_id(), 2, "{op}");
 }
 
+/// Stores are ranked by the size of the regions they hold, not by how many they hold: the
+/// source is the store with the largest region size (store 2: two big regions), the target
+/// the one with the smallest (store 4), although store 1 holds the most regions and store 3
+/// the fewest. The original's fixtures give every region the same size, so counting regions
+/// passes them; here the two orders disagree.
+#[test]
+fn stores_are_ranked_by_region_size_not_count_3c() {
+    let mc = MockCluster::new(1);
+    let mut sb = BalanceRegionScheduler::new(1);
+    mc.put_store(1, 10, 50, NOW);
+    mc.put_store(2, 2, 200, NOW);
+    mc.put_store(3, 1, 100, NOW);
+    mc.put_store(4, 8, 20, NOW);
+    mc.add_region_with_size(1, 2, &[], 20);
+    mc.add_region_with_size(2, 1, &[], 5);
+    mc.add_region_with_size(3, 3, &[], 5);
+    let op = check_transfer_peer_with_leader_transfer(&mc, sb.schedule(&mc.cluster, NOW), 2, 4);
+    assert_eq!(op.region_id(), 1, "{op}");
+}
+
 /// When the fullest store's region is too big for the gap to its target, the next store is
 /// tried (the search does not stop at the first source).
 #[test]
