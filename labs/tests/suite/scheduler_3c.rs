@@ -950,25 +950,43 @@ fn concurrent_handle_region_3c() {
 
 // ---- staleness rules the original does not test ----
 
+/// A cluster model with stores 1, 2 and 3 registered.
+fn cluster_of_three_stores() -> RaftCluster {
+    let cluster = RaftCluster::new(1, 100, ScheduleConfig::default());
+    for s in 1..=3 {
+        cluster.put_store(new_store(s)).expect("put store");
+    }
+    cluster
+}
+
+/// Region `id` over `range` at epoch `(conf_ver, version)`, with peers `id * 10` and
+/// `id * 10 + 1` on the two `stores`, led by the first; approximate size 7.
+fn two_peer_region(
+    id: u64,
+    range: (&[u8], &[u8]),
+    epoch: (u64, u64),
+    stores: [u64; 2],
+) -> RegionInfo {
+    let peers = vec![
+        new_peer(id * 10, stores[0]),
+        new_peer(id * 10 + 1, stores[1]),
+    ];
+    let leader = peers[0].clone();
+    let region = new_region(id, range.0, range.1, epoch.0, epoch.1, peers);
+    let mut r = RegionInfo::new(region, Some(leader));
+    r.approximate_size = 7;
+    r
+}
+
 /// A heartbeat whose range overlaps a cached region of another id with a newer version is
 /// stale (that region came from a later split or merge), even when nothing with its own id is
 /// cached; the cache and the store statuses do not change. One whose overlapped regions all
 /// have older versions is accepted and replaces them.
 #[test]
 fn stale_overlapping_region_3c() {
-    let cluster = RaftCluster::new(1, 100, ScheduleConfig::default());
-    for s in 1..=3 {
-        cluster.put_store(new_store(s)).expect("put store");
-    }
-    let region = |id, start: &[u8], end: &[u8], version, stores: [u64; 2]| {
-        let peers = vec![
-            new_peer(id * 10, stores[0]),
-            new_peer(id * 10 + 1, stores[1]),
-        ];
-        let leader = peers[0].clone();
-        let mut r = RegionInfo::new(new_region(id, start, end, 1, version, peers), Some(leader));
-        r.approximate_size = 7;
-        r
+    let cluster = cluster_of_three_stores();
+    let region = |id, start: &[u8], end: &[u8], version, stores| {
+        two_peer_region(id, (start, end), (1, version), stores)
     };
     // Region 1 [∅, ∅) split into 2 [∅, m) and 1 [m, ∅), both version 2.
     let left = region(2, b"", b"m", 2, [1, 2]);
@@ -997,19 +1015,9 @@ fn stale_overlapping_region_3c() {
 /// Catches an overlap check that compares versions alone.
 #[test]
 fn stale_overlapping_conf_ver_3c() {
-    let cluster = RaftCluster::new(1, 100, ScheduleConfig::default());
-    for s in 1..=3 {
-        cluster.put_store(new_store(s)).expect("put store");
-    }
-    let region = |id, start: &[u8], end: &[u8], conf_ver, stores: [u64; 2]| {
-        let peers = vec![
-            new_peer(id * 10, stores[0]),
-            new_peer(id * 10 + 1, stores[1]),
-        ];
-        let leader = peers[0].clone();
-        let mut r = RegionInfo::new(new_region(id, start, end, conf_ver, 2, peers), Some(leader));
-        r.approximate_size = 7;
-        r
+    let cluster = cluster_of_three_stores();
+    let region = |id, start: &[u8], end: &[u8], conf_ver, stores| {
+        two_peer_region(id, (start, end), (conf_ver, 2), stores)
     };
     let left = region(2, b"", b"m", 3, [1, 2]);
     let right = region(1, b"m", b"", 1, [1, 3]);
