@@ -308,20 +308,26 @@ fn region_update_version_3c() {
     }
 }
 
+/// For every region of the fixture in turn: the heartbeat `cached(origin)` is accepted, then
+/// `sent(origin)` is refused as stale and the cache keeps what it had.
+fn stale_after(cached: fn(&RegionInfo) -> RegionInfo, sent: fn(&RegionInfo) -> RegionInfo) {
+    let (cluster, mut regions) = set_up_test_cluster();
+    for i in 0..regions.len() {
+        let origin = regions[i].clone();
+        regions[i] = cached(&origin);
+        accept(&cluster, &regions[i]);
+        check_regions(&cluster, &regions);
+        refuse(&cluster, &sent(&origin));
+        check_regions(&cluster, &regions);
+    }
+}
+
 /// `TestRegionWithStaleVersion3C`: after version + 1 is cached, the original region with
 /// conf_ver + 1 (an older version, a newer conf_ver) is refused and the cache keeps the newer
 /// version. The original only asks for "an error"; here it must be `Error::StaleRegion`.
 #[test]
 fn region_with_stale_version_3c() {
-    let (cluster, mut regions) = set_up_test_cluster();
-    for i in 0..regions.len() {
-        let origin = regions[i].clone();
-        regions[i] = inc_version(&origin);
-        accept(&cluster, &regions[i]);
-        check_regions(&cluster, &regions);
-        refuse(&cluster, &inc_conf_ver(&origin));
-        check_regions(&cluster, &regions);
-    }
+    stale_after(inc_version, inc_conf_ver);
 }
 
 /// `TestRegionUpdateVersionAndConfver3C`: version + 1 and conf_ver + 1 together are accepted.
@@ -339,15 +345,7 @@ fn region_update_version_and_conf_ver_3c() {
 /// same version) is refused with `Error::StaleRegion` and the cache keeps conf_ver + 1.
 #[test]
 fn region_with_stale_conf_ver_3c() {
-    let (cluster, mut regions) = set_up_test_cluster();
-    for i in 0..regions.len() {
-        let origin = regions[i].clone();
-        regions[i] = inc_conf_ver(&origin);
-        accept(&cluster, &regions[i]);
-        check_regions(&cluster, &regions);
-        refuse(&cluster, &origin);
-        check_regions(&cluster, &regions);
-    }
+    stale_after(inc_conf_ver, |r| r.clone());
 }
 
 /// The mirror of `region_with_stale_version_3c`, which the original lacks: after conf_ver + 1
@@ -356,15 +354,7 @@ fn region_with_stale_conf_ver_3c() {
 /// an epoch compared as one number (version first, conf_ver only on a tie).
 #[test]
 fn region_with_newer_version_but_stale_conf_ver_3c() {
-    let (cluster, mut regions) = set_up_test_cluster();
-    for i in 0..regions.len() {
-        let origin = regions[i].clone();
-        regions[i] = inc_conf_ver(&origin);
-        accept(&cluster, &regions[i]);
-        check_regions(&cluster, &regions);
-        refuse(&cluster, &inc_version(&origin));
-        check_regions(&cluster, &regions);
-    }
+    stale_after(inc_conf_ver, inc_version);
 }
 
 /// `TestRegionAddPendingPeer3C`: a heartbeat marking one (seeded random) peer pending is
