@@ -352,6 +352,23 @@ fn gap_rule_is_strict_3c() {
     check_transfer_peer_with_leader_transfer(&mc, sb.schedule(&mc.cluster, NOW), 1, 2);
 }
 
+/// An offline store is never a source either, however full: a store being taken out of the
+/// cluster is only suitable if Up, as a source as much as a target (`replicas_1_3c` checks
+/// the target side). The next fullest store's region moves instead.
+#[test]
+fn offline_store_is_never_a_source_3c() {
+    let mc = MockCluster::new(1);
+    let mut sb = BalanceRegionScheduler::new(1);
+    mc.add_region_store(1, 20);
+    mc.add_region_store(2, 10);
+    mc.add_region_store(3, 0);
+    mc.add_leader_region(1, 1, &[]);
+    mc.add_leader_region(2, 2, &[]);
+    mc.set_store_offline(1);
+    let op = check_transfer_peer_with_leader_transfer(&mc, sb.schedule(&mc.cluster, NOW), 2, 3);
+    assert_eq!(op.region_id(), 2, "{op}");
+}
+
 /// A down store is never a source, however full: its regions are the replica checker's
 /// business. The next fullest store's region moves instead.
 #[test]

@@ -181,6 +181,21 @@ pub const ENTRIES: &[Mutant] = &[
         replace: ".filter(|s| s.is_up())",
     },
     Mutant {
+        id: "3c-balance-offline-sources",
+        stage: "3c",
+        bug: "offline stores are filtered out of the targets only: a store being taken out of the cluster is still a source",
+        file: BALANCE,
+        after: SCHEDULE,
+        find: "        for source in &stores {",
+        replace: "        let mut sources: Vec<StoreInfo> = cluster
+            .get_stores()
+            .into_iter()
+            .filter(|s| s.down_time(now) < max_down)
+            .collect();
+        sources.sort_by(|a, b| b.region_size.cmp(&a.region_size).then(a.id().cmp(&b.id())));
+        for source in &sources {",
+    },
+    Mutant {
         id: "3c-balance-offline-stores-used",
         stage: "3c",
         bug: "stores that are not Up (offline) are used as sources and targets",
