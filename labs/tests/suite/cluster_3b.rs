@@ -745,6 +745,72 @@ fn split_conf_change_partitions_3b() {
     });
 }
 
+/// Beyond the original, whose splits all happen at conf_ver 1: the new region of a split
+/// keeps the old region's conf_ver (here 3, after a removal and an addition), has a peer on
+/// each store of the old region in the old peers' order, and none of the old peer ids (the
+/// scheduler allocated new ones). Catches a new region whose epoch starts afresh, which would
+/// let heartbeats and messages from before the conf changes pass for newer.
+#[test]
+fn split_new_region_keeps_conf_ver_and_gets_fresh_peers_3b() {
+    const NAME: &str = "split_new_region_keeps_conf_ver_and_gets_fresh_peers_3b";
+    run_seeded(NAME, |seed| {
+        let mut c = cluster(NAME, seed);
+        c.must_put(b"k1", b"v1");
+        c.must_put(b"k3", b"v3");
+        let region = c.get_region(b"k1");
+        let Some(removed) = region.get_peers().iter().find(|p| p.store_id == 5).cloned() else {
+            c.fail(&format!("region {} has no peer on store 5", region.id))
+        };
+        c.must_remove_peer(region.id, &removed);
+        let added = c.alloc_peer(5);
+        c.must_add_peer(region.id, &added);
+        let Some((before, _)) = c.get_region_by_id(region.id) else {
+            c.fail(&format!("the scheduler lost region {}", region.id))
+        };
+        let conf_ver = before.get_region_epoch().conf_ver;
+        if conf_ver != region.get_region_epoch().conf_ver + 2 {
+            c.fail(&format!(
+                "a removal and an addition took conf_ver from {} to {conf_ver}",
+                region.get_region_epoch().conf_ver
+            ));
+        }
+        c.split_region(&before, b"k2");
+        let left = c.get_region(b"k1");
+        let right = c.get_region(b"k3");
+        let stores =
+            |r: &metapb::Region| r.get_peers().iter().map(|p| p.store_id).collect::<Vec<_>>();
+        let ids = |r: &metapb::Region| r.get_peers().iter().map(|p| p.id).collect::<Vec<_>>();
+        if right.get_region_epoch().conf_ver != conf_ver
+            || left.get_region_epoch().conf_ver != conf_ver
+        {
+            c.fail(&format!(
+                "after a split at conf_ver {conf_ver}, the halves have conf_ver {} (left) and {} \
+                 (new region {}): a split changes only the version",
+                left.get_region_epoch().conf_ver,
+                right.get_region_epoch().conf_ver,
+                right.id
+            ));
+        }
+        if stores(&right) != stores(&before) {
+            c.fail(&format!(
+                "the new region's peers are on stores {:?}; the split region's were on {:?}, in \
+                 that order",
+                stores(&right),
+                stores(&before)
+            ));
+        }
+        if ids(&right).iter().any(|id| ids(&before).contains(id)) {
+            c.fail(&format!(
+                "the new region reuses peer ids of the split region: {:?} vs {:?}",
+                ids(&right),
+                ids(&before)
+            ));
+        }
+        c.must_get(b"k1", b"v1");
+        c.must_get(b"k3", b"v3");
+    });
+}
+
 /// Beyond the original, which never checks it: a write proposed before a split and applied
 /// after it must not be applied when the split moved its key away. The leader gets a `Split`
 /// at k2 and, right behind it, a put of k3 with the epoch both were proposed under, so the

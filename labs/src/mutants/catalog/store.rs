@@ -394,6 +394,15 @@ pub const ENTRIES: &[Mutant] = &[
         replace: "right.start_key = left.start_key.clone();",
     },
     Mutant {
+        id: "3b-split-new-region-fresh-conf-ver",
+        stage: "3b",
+        bug: "the split's new region starts at conf_ver 1 instead of the old region's conf_ver",
+        file: "raftstore/src/peer_msg_handler/split.rs",
+        after: "pub(super) fn apply_split(",
+        find: "right.mut_region_epoch().conf_ver = left.get_region_epoch().conf_ver;",
+        replace: "right.mut_region_epoch().conf_ver = 1;",
+    },
+    Mutant {
         id: "3b-split-version-not-bumped",
         stage: "3b",
         bug: "a split bumps version on the new region only; the old region keeps its version",
@@ -446,6 +455,59 @@ pub const ENTRIES: &[Mutant] = &[
         after: "fn apply_command(",
         find: "        self.check_epoch_with_sibling(req)?;\n        check_requests(req, self.peer.region())?;\n",
         replace: "",
+    },
+    Mutant {
+        id: "3b-applies-past-own-removal",
+        stage: "3b",
+        bug: "a peer that applies its own removal goes on applying the entries after it",
+        file: "raftstore/src/peer_msg_handler.rs",
+        after: "fn apply_committed(",
+        find: "            if self.peer.pending_destroy.is_some() || self.peer.retiring.is_some() {
+                // This entry removed this peer: nothing after it is applied here.
+                break;
+            }
+",
+        replace: "",
+    },
+    Mutant {
+        id: "3b-conf-change-not-checked-at-apply",
+        stage: "3b",
+        bug: "a conf change is applied without checking its epoch or the region's peers, so a repeated copy bumps conf_ver twice",
+        file: "raftstore/src/peer_msg_handler/conf_change.rs",
+        after: "pub(super) fn apply_conf_change(",
+        find: "        self.check_epoch_with_sibling(&req)?;
+        let cp = req.get_admin_request().get_change_peer();
+        let peer = cp.get_peer();
+        if cc.node_id != peer.id || cc.get_change_type() != cp.get_change_type() {
+            return Err(Error::other(format!(
+                \"conf change {:?} of node {} does not match its command {cp:?}\",
+                cc.get_change_type(),
+                cc.node_id
+            )));
+        }
+        let mut region = self.peer.region().clone();
+        check_change(&region, cp.get_change_type(), peer)?;
+",
+        replace: "        let cp = req.get_admin_request().get_change_peer();
+        let peer = cp.get_peer();
+        if cc.node_id != peer.id || cc.get_change_type() != cp.get_change_type() {
+            return Err(Error::other(format!(
+                \"conf change {:?} of node {} does not match its command {cp:?}\",
+                cc.get_change_type(),
+                cc.node_id
+            )));
+        }
+        let mut region = self.peer.region().clone();
+",
+    },
+    Mutant {
+        id: "3b-tombstone-conf-ver-only",
+        stage: "3b",
+        bug: "a tombstone compares only conf_ver, so a message with a newer conf_ver but an older version revives the peer",
+        file: "raftstore/src/store/create_peer.rs",
+        after: "pub fn is_before_removal(",
+        find: "is_epoch_stale(from, dead) || from.conf_ver == dead.conf_ver",
+        replace: "from.conf_ver <= dead.conf_ver",
     },
     Mutant {
         id: "3b-region-state-not-persisted",
