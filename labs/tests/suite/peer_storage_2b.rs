@@ -33,7 +33,8 @@ fn ents(pairs: &[(u64, u64)]) -> Vec<Entry> {
 /// does not depend on `append`.
 fn new_storage_from_ents(ents: &[Entry]) -> (TempDir, PeerStorage) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let engines = Engines::open(dir.path(), &EngineOptions::for_tests()).expect("engines");
+    // Simulated durability: a test can crash the engines and keep only what was synced.
+    let engines = Engines::open(dir.path(), &EngineOptions::for_simulation()).expect("engines");
     bootstrap_store(&engines, 1, 1).expect("bootstrap store");
     let region = prepare_bootstrap(&engines, 1, 1, 1).expect("bootstrap region");
     let (first, last) = (&ents[0], &ents[ents.len() - 1]);
@@ -161,8 +162,9 @@ fn peer_storage_clear_meta_2b() {
 }
 
 /// A `Ready` that carries a hard state and nothing else (a vote in a new term, say, or a
-/// commit index that moved) is persisted before `save_ready_state` returns, so the vote is
-/// durable before the message that casts it is sent, and a restart reads it back.
+/// commit index that moved) is persisted before `save_ready_state` returns; a vote is synced,
+/// so it is durable before the message that casts it is sent, and survives a crash right
+/// after (the engines roll back every write that was not synced).
 ///
 /// Catches a peer storage that writes the raft state only along with new entries: a peer
 /// that restarts then forgets whom it voted for and can vote twice in one term (two leaders
@@ -188,11 +190,13 @@ fn hard_state_alone_is_persisted_2b() {
         ..Default::default()
     };
     ps.save_ready_state(&rd).expect("save the hard state");
+    ps.engines().simulate_crash().expect("a simulated crash");
     let state = read_back(&ps);
     assert_eq!(
         state.get_hard_state(),
         &vote,
-        "a vote cast with no entry to append must be on disk before the vote is sent"
+        "a vote cast with no entry to append must be synced before the vote is sent: after a \
+         crash right after save_ready_state, the raft state must still hold it"
     );
     assert_eq!(
         (state.last_index, state.last_term),

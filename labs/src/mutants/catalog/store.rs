@@ -91,6 +91,15 @@ pub const ENTRIES: &[Mutant] = &[
     // lab:needs 2b
     // Stage 2b: proposing, persisting and applying in the raftstore.
     Mutant {
+        id: "2b-hard-state-alone-not-synced",
+        stage: "2b",
+        bug: "a ready without entries (a vote alone) is written without a sync, so a crash forgets a vote already sent",
+        file: "raftstore/src/peer_storage.rs",
+        after: "pub fn save_ready_state(",
+        find: "                if commit_only {",
+        replace: "                if commit_only || ready.entries.is_empty() {",
+    },
+    Mutant {
         id: "2b-apply-state-not-persisted",
         stage: "2b",
         bug: "the applied index is kept in memory only; the kv batch carries the data without it",
