@@ -745,6 +745,40 @@ fn split_conf_change_partitions_3b() {
     });
 }
 
+/// Beyond the original: a leader reports its region to the scheduler as soon as it applies a
+/// conf change, not only on its heartbeat tick. With the tick at 30 s, the removal of a peer
+/// must show in the scheduler within the 5 s `must_none_peer` waits; the removal step itself
+/// reaches the leader in the answer to the heartbeat its election sends (the test moves
+/// leadership to start one). Catches a leader that leaves the news to its next tick: every
+/// operator then advances one step per tick, and the scheduler schedules from a stale view.
+#[test]
+fn leader_reports_a_conf_change_at_once_3b() {
+    const NAME: &str = "leader_reports_a_conf_change_at_once_3b";
+    run_seeded(NAME, |seed| {
+        let mut cfg = ClusterConfig::new(5);
+        cfg.store.scheduler_heartbeat_interval = Duration::from_secs(30);
+        let mut c = Cluster::new(NAME, seed, cfg);
+        c.must_put(b"k", b"v");
+        let region = c.get_region(b"k");
+        let leader = leader_or_fail(&mut c, region.id);
+        let others: Vec<metapb::Peer> = region
+            .get_peers()
+            .iter()
+            .filter(|p| p.store_id != leader.store_id)
+            .cloned()
+            .collect();
+        let [target, victim, ..] = others.as_slice() else {
+            c.fail(&format!("region {} has fewer than three peers", region.id))
+        };
+        c.world_mut()
+            .scheduler
+            .remove_peer(region.id, victim.clone());
+        c.must_transfer_leader(region.id, target);
+        c.must_none_peer(region.id, victim);
+        c.must_get(b"k", b"v");
+    });
+}
+
 /// Beyond the original, whose splits all happen at conf_ver 1: the new region of a split
 /// keeps the old region's conf_ver (here 3, after a removal and an addition), has a peer on
 /// each store of the old region in the old peers' order, and none of the old peer ids (the

@@ -519,6 +519,15 @@ pub const ENTRIES: &[Mutant] = &[
         replace: "from.conf_ver <= dead.conf_ver",
     },
     Mutant {
+        id: "3b-conf-change-not-reported",
+        stage: "3b",
+        bug: "a leader that applies a conf change does not report its region at once, only on its next heartbeat tick",
+        file: "raftstore/src/peer_msg_handler/conf_change.rs",
+        after: "pub(super) fn apply_conf_change(",
+        find: "            self.peer.heartbeat_scheduler(self.ctx.fx.scheduler);",
+        replace: "",
+    },
+    Mutant {
         id: "3b-region-state-not-persisted",
         stage: "3b",
         bug: "an applied ChangePeer updates the region in memory but never writes the region state",
