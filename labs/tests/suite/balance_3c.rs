@@ -357,22 +357,19 @@ fn gap_rule_is_strict_3c() {
 /// the target side). The next fullest store's region moves instead.
 #[test]
 fn offline_store_is_never_a_source_3c() {
-    let mc = MockCluster::new(1);
-    let mut sb = BalanceRegionScheduler::new(1);
-    mc.add_region_store(1, 20);
-    mc.add_region_store(2, 10);
-    mc.add_region_store(3, 0);
-    mc.add_leader_region(1, 1, &[]);
-    mc.add_leader_region(2, 2, &[]);
-    mc.set_store_offline(1);
-    let op = check_transfer_peer_with_leader_transfer(&mc, sb.schedule(&mc.cluster, NOW), 2, 3);
-    assert_eq!(op.region_id(), 2, "{op}");
+    fullest_store_is_no_source_when(MockCluster::set_store_offline);
 }
 
 /// A down store is never a source, however full: its regions are the replica checker's
 /// business. The next fullest store's region moves instead.
 #[test]
 fn down_store_is_never_a_source_3c() {
+    fullest_store_is_no_source_when(MockCluster::set_store_down);
+}
+
+/// Stores 1 (20 regions), 2 (10) and 3 (empty), one region led on each of 1 and 2; store 1
+/// is made unsuitable by `unsuitable`. Region 2 must move from store 2 to store 3.
+fn fullest_store_is_no_source_when(unsuitable: fn(&MockCluster, u64)) {
     let mc = MockCluster::new(1);
     let mut sb = BalanceRegionScheduler::new(1);
     mc.add_region_store(1, 20);
@@ -380,7 +377,7 @@ fn down_store_is_never_a_source_3c() {
     mc.add_region_store(3, 0);
     mc.add_leader_region(1, 1, &[]);
     mc.add_leader_region(2, 2, &[]);
-    mc.set_store_down(1);
+    unsuitable(&mc, 1);
     let op = check_transfer_peer_with_leader_transfer(&mc, sb.schedule(&mc.cluster, NOW), 2, 3);
     assert_eq!(op.region_id(), 2, "{op}");
 }
