@@ -7,6 +7,9 @@
 //! staleness rules the original leaves untested.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use proto::metapb::{Peer, Region, Store, StoreState};
@@ -764,20 +767,24 @@ fn racing_heartbeats_of_one_region_keep_the_newest_3c() {
     let cluster = RaftCluster::new(1, 10_000, ScheduleConfig::default());
     cluster.put_store(new_store(1)).expect("put store");
     let barrier = std::sync::Barrier::new(THREADS as usize);
-    let racing = std::sync::atomic::AtomicUsize::new(THREADS as usize);
+    let racing = AtomicUsize::new(THREADS as usize);
+    // The first failure. After one, the racing threads stop calling the cluster but keep
+    // meeting at the barrier, so a heartbeat that panics or errs ends the test instead of
+    // leaving the others waiting there for ever.
+    let failure: Mutex<Option<String>> = Mutex::new(None);
     std::thread::scope(|scope| {
         // Lookups run meanwhile, as clients' do: a heartbeat that takes the lock a second
         // time then waits behind them, and the heartbeats queued before it go first.
         for _ in 0..2 {
             let (cluster, racing) = (&cluster, &racing);
             scope.spawn(move || {
-                while racing.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+                while racing.load(Ordering::Relaxed) > 0 {
                     let _ = cluster.search_region(b"00000000");
                 }
             });
         }
         for version in 1..=THREADS {
-            let (cluster, barrier, racing) = (&cluster, &barrier, &racing);
+            let (cluster, barrier, racing, failure) = (&cluster, &barrier, &racing, &failure);
             scope.spawn(move || {
                 for round in 0..ROUNDS {
                     let start = format!("{round:08}").into_bytes();
@@ -787,15 +794,34 @@ fn racing_heartbeats_of_one_region_keep_the_newest_3c() {
                         new_region(round + 1, &start, &end, 1, version, vec![peer.clone()]);
                     let info = RegionInfo::new(region, Some(peer));
                     barrier.wait();
-                    match cluster.process_region_heartbeat(info) {
-                        Ok(()) | Err(Error::StaleRegion { .. }) => {}
-                        Err(e) => panic!("region {}, version {version}: {e:?}", round + 1),
+                    if failure.lock().is_ok_and(|f| f.is_some()) {
+                        continue;
+                    }
+                    let what = match catch_unwind(AssertUnwindSafe(|| {
+                        cluster.process_region_heartbeat(info)
+                    })) {
+                        Ok(Ok(()) | Err(Error::StaleRegion { .. })) => continue,
+                        Ok(Err(e)) => format!("{e:?}"),
+                        Err(panic) => panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                            .unwrap_or_else(|| "a panic".to_owned()),
+                    };
+                    if let Ok(mut first) = failure.lock() {
+                        first.get_or_insert(format!(
+                            "region {}, version {version}: {what}",
+                            round + 1
+                        ));
                     }
                 }
-                racing.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                racing.fetch_sub(1, Ordering::Relaxed);
             });
         }
     });
+    if let Some(failure) = failure.into_inner().ok().flatten() {
+        panic!("a racing heartbeat failed: {failure}");
+    }
     let regressed: Vec<(u64, Option<u64>)> = (1..=ROUNDS)
         .map(|id| (id, cluster.get_region(id).map(|r| r.epoch().version)))
         .filter(|(_, version)| *version != Some(THREADS))
