@@ -776,3 +776,104 @@ fn a_repeated_conf_change_is_applied_once_3b() {
     );
     assert_eq!(h.peer(1).region().get_region_epoch().conf_ver, 2);
 }
+
+/// The second line of defence of a leader's removal. Leader 11 (term 6) appended the removal
+/// of this store's peer 12 and fell silent before committing it; peer 12 then won term 7 and,
+/// once 11 acknowledged its no-op, committed and applied its own removal as leader. It must
+/// send the commit index to 11 at once (the survivor would otherwise count 12 as a voter
+/// until it learns the removal committed, and need its vote to elect anyone), and stay, still
+/// answering, for two election timeouts before it destroys itself. Catches a leader that
+/// destroys itself as soon as it applies its removal.
+#[test]
+fn a_leader_applying_its_own_removal_sends_the_commit_and_stays_a_while_3b() {
+    let mut h = store_with(&[(1, b"", b"")]);
+    let mut append = raft_msg(
+        1,
+        (1, 11),
+        (2, 12),
+        (1, 1),
+        (b"", b""),
+        MessageType::MsgAppend,
+        6,
+        5,
+    );
+    let m = append.mut_message();
+    m.index = 5;
+    m.log_term = 5;
+    let mut removal = change_peer_entry(ConfChangeType::RemoveNode, new_peer(2, 12));
+    removal.index = 6;
+    removal.term = 6;
+    m.mut_entries().push(removal);
+    h.handle(StoreEvent::Raft(append));
+
+    // Leader 11 falls silent: peer 12 times out and asks for 11's vote.
+    let election = Config::test().raft_election_timeout_ticks;
+    h.sent.msgs.clear();
+    for _ in 0..2 * election + 1 {
+        h.handle(StoreEvent::Tick);
+        if h.sent
+            .msgs
+            .iter()
+            .any(|m| m.get_message().get_msg_type() == MessageType::MsgRequestVote)
+        {
+            break;
+        }
+    }
+    let term = h.peer(1).term();
+    assert_eq!(term, 7, "peer 12 campaigns in term 7: {:?}", h.sent.msgs);
+    let grant = raft_msg(
+        1,
+        (1, 11),
+        (2, 12),
+        (1, 1),
+        (b"", b""),
+        MessageType::MsgRequestVoteResponse,
+        7,
+        0,
+    );
+    h.handle(StoreEvent::Raft(grant));
+    assert!(h.peer(1).is_leader(), "peer 12 won term 7 with 11's vote");
+
+    // 11 acknowledges the new leader's no-op (index 7): the removal at 6 commits with it.
+    h.sent.msgs.clear();
+    let mut ack = raft_msg(
+        1,
+        (1, 11),
+        (2, 12),
+        (1, 1),
+        (b"", b""),
+        MessageType::MsgAppendResponse,
+        7,
+        0,
+    );
+    ack.mut_message().index = 7;
+    h.handle(StoreEvent::Raft(ack));
+    assert!(
+        h.sent.msgs.iter().any(|m| m.get_to_peer().id == 11
+            && m.get_message().get_msg_type() == MessageType::MsgHeartbeat
+            && m.get_message().commit >= 6),
+        "a leader that applies its own removal tells 11 the commit at once: {:?}",
+        h.sent.msgs
+    );
+    assert!(
+        h.store.peer(1).is_some(),
+        "the removed leader went at once; it must stay two election timeouts, still answering"
+    );
+
+    for _ in 0..2 * election - 1 {
+        h.handle(StoreEvent::Tick);
+    }
+    assert!(
+        h.store.peer(1).is_some(),
+        "the removed leader went before two election timeouts"
+    );
+    for _ in 0..2 {
+        h.handle(StoreEvent::Tick);
+    }
+    assert!(
+        h.store.peer(1).is_none(),
+        "the removed leader stayed past two election timeouts"
+    );
+    let state = region_state(&h, 1).expect("a region state");
+    assert_eq!(state.get_state(), PeerState::Tombstone);
+}

@@ -528,6 +528,26 @@ pub const ENTRIES: &[Mutant] = &[
         replace: "",
     },
     Mutant {
+        id: "3b-removed-leader-goes-at-once",
+        stage: "3b",
+        bug: "a leader that applies its own removal destroys itself at once, without telling the others the commit or staying to vote",
+        file: "raftstore/src/peer_msg_handler/conf_change.rs",
+        after: "pub(super) fn apply_conf_change(",
+        find: "                self.send_final_commit();
+                let stay = 2 * self.ctx.cfg.raft_election_timeout_ticks as u64;
+                self.peer.retiring = Some((self.peer.ticks + stay, region.clone()));",
+        replace: "                self.peer.pending_destroy = Some(region.clone());",
+    },
+    Mutant {
+        id: "3b-removed-leader-keeps-the-commit",
+        stage: "3b",
+        bug: "a leader that applies its own removal stays a while but never sends the commit index that tells the others",
+        file: "raftstore/src/peer_msg_handler/conf_change.rs",
+        after: "pub(super) fn apply_conf_change(",
+        find: "                self.send_final_commit();\n",
+        replace: "",
+    },
+    Mutant {
         id: "3b-region-state-not-persisted",
         stage: "3b",
         bug: "an applied ChangePeer updates the region in memory but never writes the region state",
