@@ -649,6 +649,21 @@ fn a_stale_leader_outside_the_region_is_told_to_go() {
     assert!(h.sent.msgs.iter().all(|m| !m.is_tombstone));
 }
 
+/// A raft message of region 1 (first epoch, whole key range) from peer 11 on store 1 to this
+/// store's peer 12.
+fn from_11(msg_type: MessageType, term: u64, commit: u64) -> RaftMessage {
+    raft_msg(
+        1,
+        (1, 11),
+        (2, 12),
+        (1, 1),
+        (b"", b""),
+        msg_type,
+        term,
+        commit,
+    )
+}
+
 /// A command for region 1 at its first epoch (conf_ver 1, version 1), as an entry's data.
 fn command_data(req: RaftCmdRequest) -> Vec<u8> {
     req.write_to_bytes().expect("a command encodes")
@@ -691,16 +706,7 @@ fn change_peer_entry(change: ConfChangeType, peer: metapb::Peer) -> Entry {
 /// follower applies whatever it has persisted.
 fn append_and_commit(h: &mut Harness, entries: Vec<Entry>) {
     let last = 5 + entries.len() as u64;
-    let mut append = raft_msg(
-        1,
-        (1, 11),
-        (2, 12),
-        (1, 1),
-        (b"", b""),
-        MessageType::MsgAppend,
-        6,
-        last,
-    );
+    let mut append = from_11(MessageType::MsgAppend, 6, last);
     let m = append.mut_message();
     m.index = 5;
     m.log_term = 5;
@@ -710,16 +716,7 @@ fn append_and_commit(h: &mut Harness, entries: Vec<Entry>) {
         m.mut_entries().push(e);
     }
     h.handle(StoreEvent::Raft(append));
-    let heartbeat = raft_msg(
-        1,
-        (1, 11),
-        (2, 12),
-        (1, 1),
-        (b"", b""),
-        MessageType::MsgHeartbeat,
-        6,
-        last,
-    );
+    let heartbeat = from_11(MessageType::MsgHeartbeat, 6, last);
     h.handle(StoreEvent::Raft(heartbeat));
 }
 
@@ -787,16 +784,7 @@ fn a_repeated_conf_change_is_applied_once_3b() {
 #[test]
 fn a_leader_applying_its_own_removal_sends_the_commit_and_stays_a_while_3b() {
     let mut h = store_with(&[(1, b"", b"")]);
-    let mut append = raft_msg(
-        1,
-        (1, 11),
-        (2, 12),
-        (1, 1),
-        (b"", b""),
-        MessageType::MsgAppend,
-        6,
-        5,
-    );
+    let mut append = from_11(MessageType::MsgAppend, 6, 5);
     let m = append.mut_message();
     m.index = 5;
     m.log_term = 5;
@@ -821,31 +809,13 @@ fn a_leader_applying_its_own_removal_sends_the_commit_and_stays_a_while_3b() {
     }
     let term = h.peer(1).term();
     assert_eq!(term, 7, "peer 12 campaigns in term 7: {:?}", h.sent.msgs);
-    let grant = raft_msg(
-        1,
-        (1, 11),
-        (2, 12),
-        (1, 1),
-        (b"", b""),
-        MessageType::MsgRequestVoteResponse,
-        7,
-        0,
-    );
+    let grant = from_11(MessageType::MsgRequestVoteResponse, 7, 0);
     h.handle(StoreEvent::Raft(grant));
     assert!(h.peer(1).is_leader(), "peer 12 won term 7 with 11's vote");
 
     // 11 acknowledges the new leader's no-op (index 7): the removal at 6 commits with it.
     h.sent.msgs.clear();
-    let mut ack = raft_msg(
-        1,
-        (1, 11),
-        (2, 12),
-        (1, 1),
-        (b"", b""),
-        MessageType::MsgAppendResponse,
-        7,
-        0,
-    );
+    let mut ack = from_11(MessageType::MsgAppendResponse, 7, 0);
     ack.mut_message().index = 7;
     h.handle(StoreEvent::Raft(ack));
     assert!(
